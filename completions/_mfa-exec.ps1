@@ -1,0 +1,47 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'mfa-exec' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'mfa-exec'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'mfa-exec' {
+            [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Profile with the long-term keys [env: `AWS_PROFILE`; else `default`]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile with the long-term keys [env: `AWS_PROFILE`; else `default`]')
+            [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'ARN of the MFA device [env: `AWS_MFA_SERIAL`; else profile `mfa_serial`]')
+            [CompletionResult]::new('--serial-number', '--serial-number', [CompletionResultType]::ParameterName, 'ARN of the MFA device [env: `AWS_MFA_SERIAL`; else profile `mfa_serial`]')
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'The 6-digit MFA code [else profile `mfa_process`; else asked on the terminal]')
+            [CompletionResult]::new('--token-code', '--token-code', [CompletionResultType]::ParameterName, 'The 6-digit MFA code [else profile `mfa_process`; else asked on the terminal]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Session lifetime, 15m..36h: `12h`, `90m`, `3600` (seconds)')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Session lifetime, 15m..36h: `12h`, `90m`, `3600` (seconds)')
+            [CompletionResult]::new('--region', '--region', [CompletionResultType]::ParameterName, 'AWS region [else `AWS_REGION`, `AWS_DEFAULT_REGION`, profile `region`]')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up on an STS request after this long (connecting: at most 3s)')
+            [CompletionResult]::new('--completions', '--completions', [CompletionResultType]::ParameterName, 'Print a completion script for SHELL and exit')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Diagnostics on stderr (never secrets)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Diagnostics on stderr (never secrets)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

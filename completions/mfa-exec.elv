@@ -1,0 +1,41 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[mfa-exec] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'mfa-exec'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'mfa-exec'= {
+            cand -p 'Profile with the long-term keys [env: `AWS_PROFILE`; else `default`]'
+            cand --profile 'Profile with the long-term keys [env: `AWS_PROFILE`; else `default`]'
+            cand -s 'ARN of the MFA device [env: `AWS_MFA_SERIAL`; else profile `mfa_serial`]'
+            cand --serial-number 'ARN of the MFA device [env: `AWS_MFA_SERIAL`; else profile `mfa_serial`]'
+            cand -t 'The 6-digit MFA code [else profile `mfa_process`; else asked on the terminal]'
+            cand --token-code 'The 6-digit MFA code [else profile `mfa_process`; else asked on the terminal]'
+            cand -d 'Session lifetime, 15m..36h: `12h`, `90m`, `3600` (seconds)'
+            cand --duration 'Session lifetime, 15m..36h: `12h`, `90m`, `3600` (seconds)'
+            cand --region 'AWS region [else `AWS_REGION`, `AWS_DEFAULT_REGION`, profile `region`]'
+            cand --timeout 'Give up on an STS request after this long (connecting: at most 3s)'
+            cand --completions 'Print a completion script for SHELL and exit'
+            cand -v 'Diagnostics on stderr (never secrets)'
+            cand --verbose 'Diagnostics on stderr (never secrets)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,14 @@
+complete -c mfa-exec -s p -l profile -d 'Profile with the long-term keys [env: `AWS_PROFILE`; else `default`]' -r
+complete -c mfa-exec -s s -l serial-number -d 'ARN of the MFA device [env: `AWS_MFA_SERIAL`; else profile `mfa_serial`]' -r
+complete -c mfa-exec -s t -l token-code -d 'The 6-digit MFA code [else profile `mfa_process`; else asked on the terminal]' -r
+complete -c mfa-exec -s d -l duration -d 'Session lifetime, 15m..36h: `12h`, `90m`, `3600` (seconds)' -r
+complete -c mfa-exec -l region -d 'AWS region [else `AWS_REGION`, `AWS_DEFAULT_REGION`, profile `region`]' -r
+complete -c mfa-exec -l timeout -d 'Give up on an STS request after this long (connecting: at most 3s)' -r
+complete -c mfa-exec -l completions -d 'Print a completion script for SHELL and exit' -r -f -a "bash\t''
+elvish\t''
+fish\t''
+powershell\t''
+zsh\t''"
+complete -c mfa-exec -s v -l verbose -d 'Diagnostics on stderr (never secrets)'
+complete -c mfa-exec -s h -l help -d 'Print help'
+complete -c mfa-exec -s V -l version -d 'Print version'

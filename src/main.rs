@@ -1,0 +1,5 @@
+//! The `mfa-exec` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    mfa_exec::main()
+}
