@@ -65,7 +65,6 @@ pub struct Cli {
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_hint = ValueHint::CommandWithArguments,
         value_parser = clap::value_parser!(OsString)
     )]
