@@ -6,5 +6,7 @@ mod peers;
 mod support;
 
 mod cli;
+mod e2e;
 mod exec;
+mod prompt;
 mod sts;

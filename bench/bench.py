@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Speed, memory and size of mfa-exec, measured against a baseline in one go.
+
+Usage: python3 bench/bench.py [--runs N]
+
+Builds the release binary and the fake STS (examples/fake_sts.rs), starts the
+fake STS on 127.0.0.1, and times alternately, N times each:
+
+  baseline  env A=... B=... C=... true
+  full      mfa-exec -t 123456 -- true     (profile, GetSessionToken, exec)
+
+Wall time is measured around fork+exec+wait; peak RSS comes from wait4's
+rusage (ru_maxrss) of the child alone. Medians and ratios are printed. Nothing
+here contacts anything but 127.0.0.1. Targets (issue 2): full run median
+<= 15 ms, peak RSS <= 12 MB, stripped release binary <= 8 MB.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build():
+    subprocess.run(
+        ["cargo", "build", "--release", "--bin", "mfa-exec", "--example", "fake_sts"],
+        cwd=ROOT,
+        check=True,
+    )
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return (
+        os.path.join(target, "release", "mfa-exec"),
+        os.path.join(target, "release", "examples", "fake_sts"),
+    )
+
+
+def measure(argv, env):
+    """Runs argv once; returns (wall seconds, peak RSS in KiB)."""
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env)
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{argv} failed with status {status}")
+    return wall, usage.ru_maxrss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+
+    mfa_exec, fake_sts = build()
+    server = subprocess.Popen([fake_sts], stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip()
+        home = tempfile.mkdtemp(prefix="mfa-exec-bench-")
+        os.makedirs(os.path.join(home, ".aws"))
+        with open(os.path.join(home, ".aws", "credentials"), "w") as f:
+            f.write(
+                "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
+            )
+        with open(os.path.join(home, ".aws", "config"), "w") as f:
+            f.write("[default]\nmfa_serial = arn:aws:iam::123456789012:mfa/alice\nregion = eu-west-1\n")
+        env = {
+            "HOME": home,
+            "PATH": "/usr/bin:/bin",
+            "XDG_CACHE_HOME": os.path.join(home, ".cache"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ENDPOINT_URL_STS": url,
+        }
+        true = "/usr/bin/true" if os.path.exists("/usr/bin/true") else "/bin/true"
+        cases = {
+            "baseline": ["/usr/bin/env", "A=1", "B=2", "C=3", true],
+            "full": [mfa_exec, "-t", "123456", "--", true],
+        }
+        results = {name: ([], []) for name in cases}
+        for _ in range(5):  # warm the page cache
+            for argv in cases.values():
+                measure(argv, env)
+        for _ in range(args.runs):
+            for name, argv in cases.items():
+                wall, rss = measure(argv, env)
+                results[name][0].append(wall)
+                results[name][1].append(rss)
+
+        base_wall = statistics.median(results["baseline"][0])
+        print(f"{args.runs} runs each, alternating; STS at {url}")
+        print(f"{'case':<10} {'median ms':>10} {'p90 ms':>8} {'ratio':>7} {'peak RSS MB':>12}")
+        for name, (walls, rsss) in results.items():
+            med = statistics.median(walls)
+            p90 = statistics.quantiles(walls, n=10)[-1]
+            print(
+                f"{name:<10} {med * 1e3:>10.2f} {p90 * 1e3:>8.2f} {med / base_wall:>7.2f} "
+                f"{max(rsss) / 1024:>12.2f}"
+            )
+        size = os.path.getsize(mfa_exec)
+        print(f"release binary: {size / 1e6:.2f} MB ({size} bytes, stripped)")
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
