@@ -1,5 +1,5 @@
 //! End to end with real third-party peers: the moto STS emulator as the
-//! server and the real AWS CLI as the wrapped command (both from PyPI,
+//! server and the real AWS CLI as the wrapped command (both from `PyPI`,
 //! provisioned into a venv under target/ by `peers`; never skipped).
 
 use crate::peers::{self, Moto};
