@@ -143,22 +143,23 @@ fn new_session(
     let mut tty = mfa::Terminal::open()?;
     let prompt = format!("MFA code for {serial}: ");
     let mut rejected = Vec::new();
-    for _ in 0..mfa::MAX_TRIES {
-        let code = tty.ask_code(&prompt, &rejected)?;
+    let mut tries_left = mfa::MAX_TRIES;
+    loop {
+        let code = tty.ask_code(&prompt, &rejected, &mut tries_left)?;
         match sts.get_session_token(serial, &code, lifetime) {
             Ok(session) => return Ok(session),
             Err(e) if e.failure == Failure::WrongCode => {
-                tty.say(
-                    "mfa-exec: STS refused the code (wrong, or already used); try the next one",
-                );
+                tty.say("mfa-exec: STS refused the code (wrong, or already used)");
+                if tries_left == 0 {
+                    return Err(Error::TooManyTries {
+                        tries: mfa::MAX_TRIES,
+                    });
+                }
                 rejected.push(code);
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::TooManyTries {
-        tries: mfa::MAX_TRIES,
-    })
 }
 
 fn parse_duration(what: &'static str, value: &str) -> Result<Duration, Error> {

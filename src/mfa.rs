@@ -128,12 +128,20 @@ impl Terminal {
         let _ = writeln!(self.tty, "{line}");
     }
 
-    /// Asks until a well-formed code is typed, at most [`MAX_TRIES`] times.
+    /// Asks until a well-formed code is typed; every code typed uses one of
+    /// `tries_left`, whatever became of it.
     ///
     /// `rejected` holds codes STS already refused: typing one again is caught
     /// here, since a one-time code must never be sent twice.
-    pub fn ask_code(&mut self, prompt: &str, rejected: &[Secret]) -> Result<Secret, Error> {
-        for _ in 0..MAX_TRIES {
+    pub fn ask_code(
+        &mut self,
+        prompt: &str,
+        rejected: &[Secret],
+        tries_left: &mut u32,
+    ) -> Result<Secret, Error> {
+        while *tries_left > 0 {
+            *tries_left -= 1;
+            self.echo_off()?;
             let config = rpassword::ConfigBuilder::new()
                 .input_file_path("/dev/tty")
                 .output_file_path("/dev/tty")
@@ -161,6 +169,16 @@ impl Terminal {
             }
         }
         Err(Error::TooManyTries { tries: MAX_TRIES })
+    }
+
+    /// rpassword prints the prompt before it turns echo off; a quick typist
+    /// (or a script) would see the code echoed in between. Turn it off first;
+    /// `Drop` and the signal guard restore the settings saved at `open`.
+    fn echo_off(&mut self) -> Result<(), Error> {
+        let mut attrs = termios::tcgetattr(&self.tty).map_err(|e| Error::Terminal(e.into()))?;
+        attrs.local_flags.remove(termios::LocalFlags::ECHO);
+        termios::tcsetattr(&self.tty, SetArg::TCSANOW, &attrs)
+            .map_err(|e| Error::Terminal(e.into()))
     }
 }
 
