@@ -23,7 +23,7 @@ _mfa__exec() {
 
     case "${cmd}" in
         mfa__exec)
-            opts="-p -s -t -d -v -h -V --profile --serial-number --token-code --duration --region --timeout --completions --verbose --help --version"
+            opts="-p -s -t -d -f -v -h -V --profile --serial-number --token-code --duration --region --timeout --no-cache --refresh --min-remaining --login --logout --all --status --completions --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -66,6 +66,10 @@ _mfa__exec() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-remaining)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -4,11 +4,18 @@ complete -c mfa-exec -s t -l token-code -d 'The 6-digit MFA code [else profile `
 complete -c mfa-exec -s d -l duration -d 'Session lifetime, 15m..36h: `12h`, `90m`, `3600` (seconds)' -r
 complete -c mfa-exec -l region -d 'AWS region [else `AWS_REGION`, `AWS_DEFAULT_REGION`, profile `region`]' -r
 complete -c mfa-exec -l timeout -d 'Give up on an STS request after this long (connecting: at most 3s)' -r
+complete -c mfa-exec -l min-remaining -d 'A cached session with less left than this counts as expired' -r
 complete -c mfa-exec -l completions -d 'Print a completion script for SHELL and exit' -r -f -a "bash\t''
 elvish\t''
 fish\t''
 powershell\t''
 zsh\t''"
+complete -c mfa-exec -l no-cache -d 'Neither read nor write the session cache'
+complete -c mfa-exec -s f -l refresh -d 'Ignore a cached session and ask for a new code'
+complete -c mfa-exec -l login -d 'Get (or refresh) the session and cache it; run nothing'
+complete -c mfa-exec -l logout -d 'Delete this profile\'s cached sessions (with --all: every profile\'s)'
+complete -c mfa-exec -l all -d 'With --logout: delete every cached session'
+complete -c mfa-exec -l status -d 'Show profiles, MFA devices and cached sessions with time left; never secrets'
 complete -c mfa-exec -s v -l verbose -d 'Diagnostics on stderr (never secrets)'
 complete -c mfa-exec -s h -l help -d 'Print help'
 complete -c mfa-exec -s V -l version -d 'Print version'

@@ -11,15 +11,20 @@ Examples:
   mfa-exec -p prod -- terraform apply         use the keys of profile `prod`
   mfa-exec -t 123456 -- make deploy           pass the code instead of being asked
   mfa-exec -p prod                            start $SHELL with the session
+  mfa-exec --login                            get a session now, use it all day
+  mfa-exec --status                           what is cached, and for how long
 
 The code is read from `--token-code`, else from the profile's `mfa_process`
 command, else asked on the terminal (/dev/tty) without echo. The session's
-credentials are set in the command's environment only.
+credentials are set in the command's environment only, and cached (0600, in
+~/.cache/mfa-exec) so that one code lasts the session's lifetime.
 
 Exit status: the command's own; 125 if mfa-exec fails; 126 if the command
 cannot run; 127 if it is not found; 130 if cancelled at the prompt.";
 
 /// Run a command with an MFA-backed AWS STS session in its environment.
+// Each flag is a bool because that is what clap's derive gives a flag.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Parser)]
 #[command(
     name = "mfa-exec",
@@ -53,8 +58,41 @@ pub struct Cli {
     #[arg(long, value_name = "DUR", default_value = "30s")]
     pub timeout: String,
 
+    /// Neither read nor write the session cache
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Ignore a cached session and ask for a new code
+    #[arg(short = 'f', long)]
+    pub refresh: bool,
+
+    /// A cached session with less left than this counts as expired
+    #[arg(long, value_name = "DUR", default_value = "15m")]
+    pub min_remaining: String,
+
+    /// Get (or refresh) the session and cache it; run nothing
+    #[arg(long, group = "action", conflicts_with = "command")]
+    pub login: bool,
+
+    /// Delete this profile's cached sessions (with --all: every profile's)
+    #[arg(long, group = "action", conflicts_with = "command")]
+    pub logout: bool,
+
+    /// With --logout: delete every cached session
+    #[arg(long, requires = "logout")]
+    pub all: bool,
+
+    /// Show profiles, MFA devices and cached sessions with time left; never secrets
+    #[arg(long, group = "action", conflicts_with = "command")]
+    pub status: bool,
+
     /// Print a completion script for SHELL and exit
-    #[arg(long, value_name = "SHELL")]
+    #[arg(
+        long,
+        value_name = "SHELL",
+        group = "action",
+        conflicts_with = "command"
+    )]
     pub completions: Option<Shell>,
 
     /// Diagnostics on stderr (never secrets)

@@ -64,6 +64,18 @@ pub enum Source {
     },
 }
 
+impl Source {
+    /// What identifies the long-term key in the cache key: its id, or the
+    /// command for a `credential_process`, whose key is only known by running it.
+    #[must_use]
+    pub fn cache_id(&self) -> String {
+        match self {
+            Source::Keys(keys) => keys.access_key_id.clone(),
+            Source::Process { command, .. } => format!("process:{command}"),
+        }
+    }
+}
+
 /// An IAM user's access key pair.
 #[derive(Debug, Clone)]
 pub struct LongTermKeys {
@@ -181,6 +193,36 @@ pub fn resolve(overrides: &Overrides<'_>, env: &Environ) -> Result<Settings, Err
         ca_bundle,
         files,
     })
+}
+
+/// Every profile in the config files with its MFA device, for `--status`.
+pub fn overview(env: &Environ) -> Result<Vec<(String, Option<String>)>, Error> {
+    let set = load_profiles("default", env)?;
+    let mut names: Vec<&str> = set.profiles().collect();
+    names.sort_unstable();
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let mut serial = None;
+            let mut next = Some(name.to_owned());
+            let mut seen = Vec::new();
+            while let Some(n) = next.take() {
+                if seen.contains(&n) {
+                    break;
+                }
+                let Some(profile) = set.get_profile(&n) else {
+                    break;
+                };
+                if let Some(s) = profile.get("mfa_serial") {
+                    serial = Some(s.to_owned());
+                    break;
+                }
+                next = profile.get("source_profile").map(str::to_owned);
+                seen.push(n);
+            }
+            (name.to_owned(), serial)
+        })
+        .collect())
 }
 
 /// The profile followed by its `source_profile`s, nearest first.

@@ -96,6 +96,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cannot change the session cache in `{}`", .dir.display())]
+    Cache {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
 }
@@ -135,6 +142,7 @@ impl Error {
             | Error::TooManyTries { .. }
             | Error::Sts(_)
             | Error::CaBundle { .. }
+            | Error::Cache { .. }
             | Error::Stdout(_) => EXIT_FAILURE,
         }
     }
@@ -197,6 +205,7 @@ impl Error {
             | Error::CredentialProcess { .. }
             | Error::Terminal(_)
             | Error::Cancelled
+            | Error::Cache { .. }
             | Error::Stdout(_) => return None,
         };
         Some(hint)

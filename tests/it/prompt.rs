@@ -76,10 +76,22 @@ impl Pty {
         }
     }
 
-    /// Waits until whoever reads the terminal has turned echo off.
+    /// Waits until the prompt reads keys itself: echo off, and `ISIG` off so
+    /// that Ctrl-C arrives as a key, not as a signal to the whole group.
+    /// (mfa-exec turns echo off just before rpassword turns `ISIG` off.)
     fn wait_for_echo_off(&self) {
+        use nix::sys::termios::{LocalFlags, tcgetattr};
         let deadline = Instant::now() + TIMEOUT;
-        while self.session.get_process().get_echo().expect("tcgetattr") {
+        let master = self
+            .session
+            .get_process()
+            .get_raw_handle()
+            .expect("pty master");
+        while tcgetattr(&master)
+            .expect("tcgetattr")
+            .local_flags
+            .intersects(LocalFlags::ECHO | LocalFlags::ISIG)
+        {
             assert!(
                 Instant::now() < deadline,
                 "echo still on at the prompt; read so far:\n{}",
