@@ -23,7 +23,7 @@ _mfa__exec() {
 
     case "${cmd}" in
         mfa__exec)
-            opts="-p -s -t -d -f -v -h -V --profile --serial-number --token-code --duration --region --timeout --no-cache --refresh --min-remaining --login --logout --all --status --completions --verbose --help --version"
+            opts="-p -s -t -d -f -v -h -V --profile --serial-number --token-code --duration --role-arn --region --timeout --no-cache --refresh --min-remaining --login --logout --all --status --export --completions --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -61,6 +61,10 @@ _mfa__exec() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --role-arn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --region)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -71,6 +75,10 @@ _mfa__exec() {
                     ;;
                 --min-remaining)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --export)
+                    COMPREPLY=($(compgen -W "env fish json" -- "${cur}"))
                     return 0
                     ;;
                 --completions)

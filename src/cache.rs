@@ -47,6 +47,34 @@ impl Key {
     }
 }
 
+/// Whose MFA device a remembered serial is: a profile with one long-term key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceKey {
+    pub profile: String,
+    pub source: String,
+}
+
+impl DeviceKey {
+    fn file_name(&self) -> String {
+        let mut hasher = Fnv64::default();
+        for part in [self.profile.as_str(), self.source.as_str()] {
+            hasher.write(part.as_bytes());
+            hasher.write(&[0]);
+        }
+        format!("{}--{:016x}.device", sanitise(&self.profile), hasher.0)
+    }
+}
+
+/// A remembered MFA device, found by `ListMFADevices`; not a secret, but
+/// kept as private and checked as carefully as the sessions.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredDevice {
+    version: u32,
+    #[serde(flatten)]
+    key: DeviceKey,
+    serial: String,
+}
+
 /// A profile name made safe for a file name.
 fn sanitise(profile: &str) -> String {
     let clean: String = profile
@@ -206,7 +234,8 @@ impl Cache {
         &self.dir
     }
 
-    fn entry_path(&self, key: &Key) -> PathBuf {
+    #[must_use]
+    pub fn entry_path(&self, key: &Key) -> PathBuf {
         self.dir.join(format!("{}.json", key.file_stem()))
     }
 
@@ -307,6 +336,43 @@ impl Cache {
         tmp.write_all(&json)?;
         tmp.as_file().sync_all()?;
         tmp.persist(self.entry_path(key)).map_err(|e| e.error)?;
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// The MFA device remembered for `key`, if the file is trustworthy and matches.
+    #[must_use]
+    pub fn load_device(&self, key: &DeviceKey) -> Option<String> {
+        let path = self.dir.join(key.file_name());
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(path)
+            .ok()?;
+        check_private(&file.metadata().ok()?, "it").ok()?;
+        let stored: StoredDevice = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
+        (stored.version == FORMAT_VERSION && stored.key == *key).then_some(stored.serial)
+    }
+
+    /// Remembers the MFA device for `key`, atomically like a session.
+    pub fn store_device(&self, key: &DeviceKey, serial: &str) -> std::io::Result<()> {
+        let stored = StoredDevice {
+            version: FORMAT_VERSION,
+            key: key.clone(),
+            serial: serial.to_owned(),
+        };
+        let json = serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?;
+        self.write_atomically(&key.file_name(), &json)
+    }
+
+    fn write_atomically(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        // tempfile creates with O_EXCL and mode 0600.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .suffix(".json")
+            .tempfile_in(&self.dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.dir.join(name)).map_err(|e| e.error)?;
         File::open(&self.dir)?.sync_all()
     }
 

@@ -14,6 +14,10 @@ Examples:
   mfa-exec --login                            get a session now, use it all day
   mfa-exec --status                           what is cached, and for how long
 
+In ~/.aws/config, for tools that cannot be wrapped (SDKs, IDEs, terraform):
+  [profile dev]
+  credential_process = mfa-exec --profile base --export json
+
 The code is read from `--token-code`, else from the profile's `mfa_process`
 command, else asked on the terminal (/dev/tty) without echo. The session's
 credentials are set in the command's environment only, and cached (0600, in
@@ -49,6 +53,10 @@ pub struct Cli {
     /// Session lifetime, 15m..36h: `12h`, `90m`, `3600` (seconds)
     #[arg(short, long, value_name = "DUR", default_value = "12h")]
     pub duration: String,
+
+    /// Assume this role with the MFA session [else profile `role_arn`]
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
 
     /// AWS region [else `AWS_REGION`, `AWS_DEFAULT_REGION`, profile `region`]
     #[arg(long, value_name = "REGION")]
@@ -86,6 +94,17 @@ pub struct Cli {
     #[arg(long, group = "action", conflicts_with = "command")]
     pub status: bool,
 
+    /// Print the credentials instead of running a command: `json` is the
+    /// `credential_process` format; `env`/`fish` print export lines to `eval`
+    /// (WARNING: that puts the secrets in your shell and its children)
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        group = "action",
+        conflicts_with = "command"
+    )]
+    pub export: Option<ExportFormat>,
+
     /// Print a completion script for SHELL and exit
     #[arg(
         long,
@@ -107,6 +126,17 @@ pub struct Cli {
         value_parser = clap::value_parser!(OsString)
     )]
     pub command: Vec<OsString>,
+}
+
+/// What `--export` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// `export NAME='value'` lines for sh, bash, zsh
+    Env,
+    /// `set -gx NAME 'value'` lines for fish
+    Fish,
+    /// JSON for `credential_process` (Version 1)
+    Json,
 }
 
 impl Cli {

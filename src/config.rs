@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use aws_config::profile::{Profile, ProfileSet};
 use aws_runtime::env_config::file::EnvConfigFiles;
@@ -84,11 +85,28 @@ pub struct LongTermKeys {
     pub origin: Origin,
 }
 
+/// A role to assume with the MFA session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    /// The profile that names the role (or the one `--role-arn` was given with).
+    pub profile: String,
+    pub arn: String,
+    pub session_name: Option<String>,
+    pub external_id: Option<String>,
+    /// `duration_seconds`; STS's default (1 h) when unset.
+    pub duration: Option<Duration>,
+}
+
 /// Everything resolved from flags, environment and the config files.
 #[derive(Debug)]
 pub struct Settings {
+    /// The selected profile.
     pub profile: String,
+    /// The profile whose long-term keys make the MFA session: the selected
+    /// one, or a role profile's `source_profile`.
+    pub source_profile: String,
     pub source: Source,
+    pub role: Option<Role>,
     pub serial: Option<String>,
     pub mfa_process: Option<String>,
     /// The region when one is configured; STS itself falls back to us-east-1.
@@ -104,6 +122,7 @@ pub struct Overrides<'a> {
     pub profile: Option<&'a str>,
     pub serial: Option<&'a str>,
     pub region: Option<&'a str>,
+    pub role_arn: Option<&'a str>,
 }
 
 /// The profile name: flag, `AWS_PROFILE`, the enclosing mfa-exec's profile, `default`.
@@ -153,18 +172,44 @@ pub fn resolve(overrides: &Overrides<'_>, env: &Environ) -> Result<Settings, Err
         || env.get("MFA_EXEC_PROFILE").is_some();
     let set = load_profiles(&profile, env)?;
     let files = files_in_force(env);
-    let chain = profile_chain(&set, &profile)?;
+    let selected = set.get_profile(&profile);
 
-    let source = match (&chain, source_from_profiles(&chain)?) {
-        (_, Some(source)) => source,
-        (chain, None) => {
-            if chain.is_empty() && explicit && profile != "default" {
-                return Err(Error::ProfileNotFound { profile, files });
-            }
-            source_from_env(env)?.ok_or_else(|| Error::NoSourceCredentials {
-                profile: profile.clone(),
-            })?
+    // A role profile names the role; its `source_profile` holds the keys.
+    let (role, source_profile) = match (overrides.role_arn, selected) {
+        (Some(arn), _) => (Some(role_of(&profile, arn, selected)?), profile.clone()),
+        (None, Some(p)) if p.get("role_arn").is_some() => {
+            let arn = p.get("role_arn").unwrap_or_default();
+            let source = p
+                .get("source_profile")
+                .filter(|s| set.get_profile(s).is_some() && *s != profile)
+                .ok_or_else(|| Error::RoleWithoutSource {
+                    profile: profile.clone(),
+                    role: arn.to_owned(),
+                    named: p.get("source_profile").map(str::to_owned),
+                    credential_source: p.get("credential_source").is_some(),
+                })?;
+            (Some(role_of(&profile, arn, Some(p))?), source.to_owned())
         }
+        _ => (None, profile.clone()),
+    };
+    let source_chain = profile_chain(&set, &source_profile)?;
+    // Settings are looked up in the role profile first, then along the source chain.
+    let mut chain = source_chain.clone();
+    if source_profile != profile
+        && let Some(p) = selected
+    {
+        chain.insert(0, p);
+    }
+
+    let source = if let Some(source) = source_from_profiles(&source_chain)? {
+        source
+    } else {
+        if chain.is_empty() && explicit && profile != "default" {
+            return Err(Error::ProfileNotFound { profile, files });
+        }
+        source_from_env(env)?.ok_or_else(|| Error::NoSourceCredentials {
+            profile: source_profile.clone(),
+        })?
     };
 
     let from_chain = |key: &str| chain.iter().find_map(|p| p.get(key)).map(str::to_owned);
@@ -187,11 +232,36 @@ pub fn resolve(overrides: &Overrides<'_>, env: &Environ) -> Result<Settings, Err
     Ok(Settings {
         mfa_process: from_chain("mfa_process"),
         profile,
+        source_profile,
         source,
+        role,
         serial: serial.filter(|s| !s.is_empty()),
         region: region.filter(|r| !r.is_empty()),
         ca_bundle,
         files,
+    })
+}
+
+/// The role to assume, with the profile's `role_session_name`, `external_id`
+/// and `duration_seconds`.
+fn role_of(profile: &str, arn: &str, p: Option<&Profile>) -> Result<Role, Error> {
+    let get = |key: &str| p.and_then(|p| p.get(key)).map(str::to_owned);
+    let duration = match get("duration_seconds") {
+        Some(secs) => Some(Duration::from_secs(secs.trim().parse::<u64>().map_err(
+            |e| Error::InvalidDuration {
+                what: "`duration_seconds`",
+                value: secs.clone(),
+                reason: e.to_string(),
+            },
+        )?)),
+        None => None,
+    };
+    Ok(Role {
+        profile: profile.to_owned(),
+        arn: arn.to_owned(),
+        session_name: get("role_session_name"),
+        external_id: get("external_id"),
+        duration,
     })
 }
 
@@ -240,8 +310,11 @@ fn profile_chain<'a>(set: &'a ProfileSet, name: &str) -> Result<Vec<&'a Profile>
             });
         }
         if let Some(role) = profile.get("role_arn") {
-            return Err(Error::RoleNotSupported {
-                profile: name,
+            return Err(Error::ChainedRole {
+                profile: chain
+                    .first()
+                    .map_or_else(|| name.clone(), |p| p.name().to_owned()),
+                via: name,
                 role: role.to_owned(),
             });
         }

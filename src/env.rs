@@ -91,6 +91,55 @@ pub fn describe(plan: &EnvPlan) -> String {
     )
 }
 
+/// The shells `--export` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Posix,
+    Fish,
+}
+
+/// Lines that apply `plan` when `eval`ed: `unset`/`export` for sh, `set -e`/`set -gx` for fish.
+#[must_use]
+pub fn shell_script(plan: &EnvPlan, shell: Shell) -> String {
+    let mut out = String::new();
+    for (name, change) in plan {
+        let name = name.to_string_lossy();
+        let line = match (change, shell) {
+            (None, Shell::Posix) => format!("unset {name}\n"),
+            (None, Shell::Fish) => format!("set -e {name};\n"),
+            (Some(v), Shell::Posix) => format!("export {name}={}\n", quote(&v.to_string_lossy())),
+            (Some(v), Shell::Fish) => {
+                format!("set -gx {name} {};\n", quote_fish(&v.to_string_lossy()))
+            }
+        };
+        out.push_str(&line);
+    }
+    out
+}
+
+/// Single-quotes for sh: `'` becomes `'\''`.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Single-quotes for fish, where `\` and `'` are escaped inside quotes.
+fn quote_fish(value: &str) -> String {
+    format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+/// The `credential_process` answer (Version 1) for AWS SDKs and the CLI.
+#[must_use]
+pub fn credential_process_json(session: &Session) -> String {
+    let value = serde_json::json!({
+        "Version": 1,
+        "AccessKeyId": session.access_key_id,
+        "SecretAccessKey": session.secret_access_key.expose(),
+        "SessionToken": session.session_token.expose(),
+        "Expiration": session.expiration_rfc3339(),
+    });
+    format!("{value}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +244,32 @@ mod tests {
         let plan = child_env(&before, &session(), "p", None);
         assert!(!plan.contains_key(std::ffi::OsStr::new("AWS_REGION")));
         assert_eq!(apply(&before, &plan)["AWS_REGION"], "ap-south-1");
+    }
+
+    #[test]
+    fn export_lines_quote_every_value() {
+        let mut plan = EnvPlan::new();
+        plan.insert("AWS_PROFILE".into(), None);
+        plan.insert("A".into(), Some("it's $x \\ `y`".into()));
+        assert_eq!(
+            shell_script(&plan, Shell::Posix),
+            "export A='it'\\''s $x \\ `y`'\nunset AWS_PROFILE\n"
+        );
+        assert_eq!(
+            shell_script(&plan, Shell::Fish),
+            "set -gx A 'it\\'s $x \\\\ `y`';\nset -e AWS_PROFILE;\n"
+        );
+    }
+
+    #[test]
+    fn credential_process_json_is_version_1() {
+        let v: serde_json::Value =
+            serde_json::from_str(&credential_process_json(&session())).unwrap();
+        assert_eq!(v["Version"], 1);
+        assert_eq!(v["AccessKeyId"], "ASIANEW");
+        assert_eq!(v["SecretAccessKey"], "new-secret");
+        assert_eq!(v["SessionToken"], "new-token");
+        assert_eq!(v["Expiration"], "2026-12-04T16:40:00Z");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub enum Error {
     #[error("the source credentials are temporary (they come from {origin})")]
     TemporarySourceCredentials { origin: String },
 
+    #[error("profile `{profile}` gets its keys from `credential_process`, which runs mfa-exec")]
+    CredentialProcessLoop { profile: String },
+
     #[error("profile `{profile}`: `credential_process` failed")]
     CredentialProcess {
         profile: String,
@@ -62,11 +65,31 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
-    #[error("profile `{profile}` assumes role `{role}`; roles are not supported yet")]
-    RoleNotSupported { profile: String, role: String },
+    #[error("profile `{profile}` assumes role `{role}` but has no usable `source_profile`{}", .named.as_ref().map(|s| format!(" (`{s}` is not a profile)")).unwrap_or_default())]
+    RoleWithoutSource {
+        profile: String,
+        role: String,
+        named: Option<String>,
+        credential_source: bool,
+    },
 
-    #[error("no MFA device configured for profile `{profile}`")]
-    NoSerial { profile: String },
+    #[error(
+        "profile `{profile}`: its source `{via}` assumes role `{role}` itself; chained roles are not supported"
+    )]
+    ChainedRole {
+        profile: String,
+        via: String,
+        role: String,
+    },
+
+    #[error("the IAM user of profile `{profile}` has no MFA device")]
+    NoMfaDevice { profile: String },
+
+    #[error("the only MFA devices are FIDO security keys, which cannot be used from the command line: {}", .devices.join(", "))]
+    OnlyFidoDevices { devices: Vec<String> },
+
+    #[error("several MFA devices: {}", .devices.join(", "))]
+    SeveralMfaDevices { devices: Vec<String> },
 
     #[error("`{value}` is not an MFA code: expected 6 digits")]
     MalformedCode { value: String, from: &'static str },
@@ -133,8 +156,12 @@ impl Error {
             | Error::NoSourceCredentials { .. }
             | Error::TemporarySourceCredentials { .. }
             | Error::CredentialProcess { .. }
-            | Error::RoleNotSupported { .. }
-            | Error::NoSerial { .. }
+            | Error::CredentialProcessLoop { .. }
+            | Error::RoleWithoutSource { .. }
+            | Error::ChainedRole { .. }
+            | Error::NoMfaDevice { .. }
+            | Error::OnlyFidoDevices { .. }
+            | Error::SeveralMfaDevices { .. }
             | Error::MalformedCode { .. }
             | Error::NoTerminal(_)
             | Error::Terminal(_)
@@ -178,16 +205,24 @@ impl Error {
                  long-term access key (AKIA…), e.g. from ~/.aws/credentials"
                     .into()
             }
-            Error::NoSerial { profile } => format!(
-                "pass `--serial-number`, set `AWS_MFA_SERIAL`, or add `mfa_serial = \
-                 arn:aws:iam::ACCOUNT:mfa/NAME` to profile `{profile}`; the ARN is under \
-                 IAM > Users > Security credentials > Multi-factor authentication"
-            ),
+            Error::NoMfaDevice { .. } => "assign a virtual MFA device in the console: IAM > Users \
+                                            > your user > Security credentials > Assign MFA device"
+                .into(),
+            Error::OnlyFidoDevices { .. } => "assign a virtual (authenticator app) or hardware \
+                                              TOTP device as well; STS needs a 6-digit code"
+                .into(),
+            Error::SeveralMfaDevices { .. } => {
+                "pick one with `--serial-number`, or set `mfa_serial` in the profile".into()
+            }
             Error::MalformedCode { from, .. } => {
                 format!("{from} must give the 6-digit code shown by the authenticator app")
             }
             Error::NoTerminal(_) => "pass the code with `--token-code`, or set `mfa_process` in \
                                      the profile to a command that prints it"
+                .into(),
+            Error::CredentialProcessLoop { .. } => "mfa-exec needs long-term keys: pass \
+                `--profile` naming the profile with `aws_access_key_id`, not the one whose \
+                `credential_process` is mfa-exec"
                 .into(),
             Error::CodeProcess { .. } => {
                 "run the command by hand; it must print the 6-digit code on stdout".into()
@@ -195,8 +230,23 @@ impl Error {
             Error::TooManyTries { .. } => {
                 "check the authenticator app's entry and the device's clock, then run again".into()
             }
-            Error::RoleNotSupported { .. } => {
-                "run mfa-exec with the source profile and assume the role in the command".into()
+            Error::RoleWithoutSource {
+                profile,
+                credential_source,
+                ..
+            } => {
+                let extra = if *credential_source {
+                    "; `credential_source` (instance or container credentials) cannot make an MFA session"
+                } else {
+                    ""
+                };
+                format!(
+                    "add `source_profile = NAME` to profile `{profile}`, naming the profile with \
+                     your long-term keys{extra}"
+                )
+            }
+            Error::ChainedRole { via, .. } => {
+                format!("point `source_profile` at a profile with long-term keys, not at `{via}`")
             }
             Error::Sts(e) => return e.hint(),
             Error::CaBundle { .. } => "check `AWS_CA_BUNDLE` or the profile's `ca_bundle`".into(),
@@ -246,7 +296,7 @@ mod tests {
         assert_eq!(Error::CommandNotExecutable("x".into()).exit_status(), 126);
         assert_eq!(Error::Cancelled.exit_status(), 130);
         assert_eq!(
-            Error::NoSerial {
+            Error::NoMfaDevice {
                 profile: "p".into()
             }
             .exit_status(),

@@ -4,6 +4,7 @@
 //! `run` is the whole program: parse, find the command, resolve settings,
 //! get the session, build the child's environment, exec.
 
+pub mod acquire;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -23,13 +24,11 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser as _;
 
-use crate::cache::{Cache, Miss};
-use crate::cli::Cli;
-use crate::config::{Environ, Overrides, Settings};
+use crate::acquire::{Acquirer, open_cache};
+use crate::cache::Cache;
+use crate::cli::{Cli, ExportFormat};
+use crate::config::{Environ, Overrides, Source};
 use crate::error::Error;
-use crate::secret::Secret;
-use crate::session::Session;
-use crate::sts::{Failure, Sts};
 
 /// Entry point of the binary: runs, prints any error once, and maps it to an exit status.
 #[must_use]
@@ -63,8 +62,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     let env = Environ::current();
-    let verbose = cli.verbose;
-    let runs_command = !(cli.login || cli.logout || cli.status);
+    let runs_command = !(cli.login || cli.logout || cli.status || cli.export.is_some());
 
     // The command first: a typo must cost neither a code nor a request.
     let mut command = cli.command.clone();
@@ -82,9 +80,14 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
         target = Some((exec::resolve(&argv0, path_var, &cwd)?, argv0));
     }
 
-    let lifetime = session_duration(&cli.duration)?;
-    let timeout = parse_duration("`--timeout`", &cli.timeout)?;
-    let min_remaining = parse_duration("`--min-remaining`", &cli.min_remaining)?;
+    let options = acquire::Options {
+        lifetime: session_duration(&cli.duration)?,
+        timeout: parse_duration("`--timeout`", &cli.timeout)?,
+        min_remaining: parse_duration("`--min-remaining`", &cli.min_remaining)?,
+        refresh: cli.refresh,
+        use_cache: !cli.no_cache,
+        verbose: cli.verbose,
+    };
     if cli.logout {
         return logout(cli, &env);
     }
@@ -97,25 +100,23 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
             profile: cli.profile.as_deref(),
             serial: cli.serial_number.as_deref(),
             region: cli.region.as_deref(),
+            role_arn: cli.role_arn.as_deref(),
         },
         &env,
     )?;
-    let serial = settings.serial.clone().ok_or_else(|| Error::NoSerial {
-        profile: settings.profile.clone(),
-    })?;
-    let key = cache::Key {
-        profile: settings.profile.clone(),
-        serial: serial.clone(),
-        source: settings.source.cache_id(),
-        role: None,
-    };
+    if let Source::Process { profile, command } = &settings.source
+        && command.contains("mfa-exec")
+    {
+        return Err(Error::CredentialProcessLoop {
+            profile: profile.clone(),
+        });
+    }
 
-    let times = Times {
-        lifetime,
-        timeout,
-        min_remaining,
-    };
-    let (session, cached) = session_for(cli, &env, &settings, &key, flag_code, times)?;
+    let mut acquirer = Acquirer::new(&settings, &env, options, flag_code);
+    let serial = acquirer.serial()?;
+    let session = acquirer.session(&serial)?;
+    let cached = acquirer.caches();
+    drop(acquirer);
 
     let left = duration::format(session.remaining(SystemTime::now()));
     if cli.login {
@@ -127,16 +128,27 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let Some((program, argv0)) = target else {
-        return Ok(ExitCode::SUCCESS);
-    };
     let plan = env::child_env(
         &env,
         &session,
         &settings.profile,
         settings.region.as_deref(),
     );
-    if verbose {
+    if let Some(format) = cli.export {
+        let text = match format {
+            ExportFormat::Json => env::credential_process_json(&session),
+            ExportFormat::Env => env::shell_script(&plan, env::Shell::Posix),
+            ExportFormat::Fish => env::shell_script(&plan, env::Shell::Fish),
+        };
+        std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(Error::Stdout)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some((program, argv0)) = target else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if cli.verbose {
         eprintln!(
             "mfa-exec: session valid for {left}; running `{}` ({})",
             program.display(),
@@ -145,135 +157,6 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     }
     drop(session);
     Err(exec::exec(&program, &argv0, &command, &plan))
-}
-
-/// The durations a run works with.
-#[derive(Debug, Clone, Copy)]
-struct Times {
-    lifetime: Duration,
-    timeout: Duration,
-    min_remaining: Duration,
-}
-
-/// The session for `key`: from the cache when it has a good one, else from
-/// STS (then cached). Returns whether the session is in the cache.
-fn session_for(
-    cli: &Cli,
-    env: &Environ,
-    settings: &Settings,
-    key: &cache::Key,
-    flag_code: Option<Secret>,
-    times: Times,
-) -> Result<(Session, bool), Error> {
-    let cache = if cli.no_cache {
-        None
-    } else {
-        open_cache(env, true)
-    };
-    // Held from the cache check through the code and the STS call, so
-    // parallel runs ask once; released before exec.
-    let lock = cache.as_ref().and_then(|c| {
-        let wait = || {
-            eprintln!(
-                "mfa-exec: waiting for another mfa-exec to get the session of profile `{}`",
-                key.profile
-            );
-        };
-        c.lock(key, wait)
-            .map_err(|e| warn(&format!("cannot lock the session cache: {e}")))
-            .ok()
-    });
-    let cache = cache.filter(|_| lock.is_some());
-    if let Some(c) = cache.as_ref().filter(|_| !cli.refresh)
-        && let Some(session) = load_cached(c, key, times.min_remaining, cli.verbose)
-    {
-        return Ok((session, true));
-    }
-    mfa::guard_terminal_against_signals();
-    let sts = Sts::connect(settings, times.timeout, cli.verbose)?;
-    let session = new_session(
-        &sts,
-        settings,
-        &key.serial,
-        flag_code,
-        times.lifetime,
-        cli.verbose,
-    )?;
-    let mut cached = false;
-    if let Some(c) = &cache {
-        match c.store(key, &session) {
-            Ok(()) => cached = true,
-            Err(e) => warn(&format!(
-                "cannot cache the session in `{}`: {e}",
-                c.dir().display()
-            )),
-        }
-    }
-    drop(lock);
-    Ok((session, cached))
-}
-
-fn warn(message: &str) {
-    eprintln!("mfa-exec: warning: {message}");
-}
-
-/// The cache, or `None` (with a warning) when its directory is not safe to use.
-fn open_cache(env: &Environ, create: bool) -> Option<Cache> {
-    let Some(dir) = cache::default_dir(env) else {
-        warn("no cache directory: neither `XDG_CACHE_HOME` nor `HOME` is set");
-        return None;
-    };
-    match Cache::open(dir, create) {
-        Ok(cache) => Some(cache),
-        Err(reason) if !create && reason.ends_with("does not exist") => None,
-        Err(reason) => {
-            warn(&format!("not using the session cache: {reason}"));
-            None
-        }
-    }
-}
-
-/// A usable cached session; says why not otherwise (a warning when the
-/// entry is suspicious, a note with `-v` when it is merely old).
-fn load_cached(
-    cache: &Cache,
-    key: &cache::Key,
-    min_remaining: Duration,
-    verbose: bool,
-) -> Option<Session> {
-    match cache.load(key, min_remaining) {
-        Ok(session) => {
-            if verbose {
-                eprintln!(
-                    "mfa-exec: using the cached session of profile `{}` ({} left)",
-                    key.profile,
-                    duration::format(session.remaining(SystemTime::now()))
-                );
-            }
-            Some(session)
-        }
-        Err(Miss::Unusable(reason)) => {
-            warn(&format!(
-                "ignoring the cached session `{}`: {reason}",
-                cache
-                    .dir()
-                    .join(format!("{}.json", key.file_stem()))
-                    .display()
-            ));
-            None
-        }
-        Err(miss) => {
-            if verbose {
-                let why = match miss {
-                    Miss::TooShort(left) => format!("only {} left", duration::format(left)),
-                    Miss::Expired => "expired".into(),
-                    _ => "none cached".into(),
-                };
-                eprintln!("mfa-exec: no usable cached session ({why}); getting a new one");
-            }
-            None
-        }
-    }
 }
 
 /// `--logout`: removes this profile's entries, or all with `--all`.
@@ -366,52 +249,6 @@ fn status(env: &Environ) -> Result<ExitCode, Error> {
         .write_all(out.as_bytes())
         .map_err(Error::Stdout)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Gets a new session, asking for a code in the order: flag, `mfa_process`, terminal.
-fn new_session(
-    sts: &Sts,
-    settings: &Settings,
-    serial: &str,
-    flag_code: Option<Secret>,
-    lifetime: Duration,
-    verbose: bool,
-) -> Result<Session, Error> {
-    let say = |what: &str| {
-        if verbose {
-            eprintln!("mfa-exec: MFA device `{serial}`; code from {what}");
-        }
-    };
-    if let Some(code) = flag_code {
-        say("`--token-code`");
-        return Ok(sts.get_session_token(serial, &code, lifetime)?);
-    }
-    if let Some(command) = &settings.mfa_process {
-        say("`mfa_process`");
-        let code = mfa::from_process(&settings.profile, command)?;
-        return Ok(sts.get_session_token(serial, &code, lifetime)?);
-    }
-    say("the terminal");
-    let mut tty = mfa::Terminal::open()?;
-    let prompt = format!("MFA code for {serial}: ");
-    let mut rejected = Vec::new();
-    let mut tries_left = mfa::MAX_TRIES;
-    loop {
-        let code = tty.ask_code(&prompt, &rejected, &mut tries_left)?;
-        match sts.get_session_token(serial, &code, lifetime) {
-            Ok(session) => return Ok(session),
-            Err(e) if e.failure == Failure::WrongCode => {
-                tty.say("mfa-exec: STS refused the code (wrong, or already used)");
-                if tries_left == 0 {
-                    return Err(Error::TooManyTries {
-                        tries: mfa::MAX_TRIES,
-                    });
-                }
-                rejected.push(code);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 fn parse_duration(what: &'static str, value: &str) -> Result<Duration, Error> {

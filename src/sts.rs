@@ -15,7 +15,7 @@ use aws_smithy_http_client::{Connector, proxy::ProxyConfig};
 use aws_types::region::Region;
 use aws_types::service_config::ServiceConfigKey;
 
-use crate::config::{LongTermKeys, Origin, Settings, Source};
+use crate::config::{LongTermKeys, Origin, Role, Settings, Source};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::session::Session;
@@ -45,6 +45,12 @@ pub enum Failure {
     Timeout,
     /// Could not connect, or the connection broke.
     Network,
+    /// `AssumeRole` was refused: the role's trust policy or the caller's rights.
+    RoleDenied,
+    /// `AssumeRole` refused the duration: above the role's maximum.
+    RoleDuration,
+    /// IAM refused `ListMFADevices`.
+    ListDenied,
     /// Anything else STS said.
     Other,
 }
@@ -96,6 +102,8 @@ pub struct Context {
     pub proxy: Option<String>,
     pub timeout: Duration,
     pub files: String,
+    /// Set for `AssumeRole`.
+    pub role: Option<Role>,
 }
 
 impl fmt::Display for StsError {
@@ -140,6 +148,28 @@ impl fmt::Display for StsError {
                 via(c.proxy.as_deref()),
                 self.message
             ),
+            Failure::RoleDenied => write!(
+                f,
+                "STS refused to let profile `{}` assume role `{}`: {}",
+                c.profile,
+                c.role.as_ref().map_or("", |r| r.arn.as_str()),
+                self.message
+            ),
+            Failure::RoleDuration => write!(
+                f,
+                "role `{}` refuses a session of {}: {}",
+                c.role.as_ref().map_or("", |r| r.arn.as_str()),
+                c.role
+                    .as_ref()
+                    .and_then(|r| r.duration)
+                    .map_or_else(|| "that length".into(), crate::duration::format),
+                self.message
+            ),
+            Failure::ListDenied => write!(
+                f,
+                "IAM refused to list the MFA devices of {}: {}",
+                c.origin, self.message
+            ),
             Failure::Other => write!(f, "STS error {}: {}", self.code, self.message),
         }
     }
@@ -178,17 +208,33 @@ impl StsError {
                  `HTTPS_PROXY`/`NO_PROXY`"
                     .into()
             }
+            Failure::RoleDenied => format!(
+                "the role's trust policy must allow the IAM user of profile `{}` with \
+                 `aws:MultiFactorAuthPresent`; check `role_arn` and `external_id` of profile `{}`",
+                c.profile,
+                c.role.as_ref().map_or("", |r| r.profile.as_str())
+            ),
+            Failure::RoleDuration => format!(
+                "lower `duration_seconds` in profile `{}` to at most the role's maximum \
+                 session duration (1h unless the role says more)",
+                c.role.as_ref().map_or("", |r| r.profile.as_str())
+            ),
+            Failure::ListDenied => format!(
+                "pass `--serial-number`, or add `mfa_serial` to profile `{}`",
+                c.profile
+            ),
             Failure::Validation | Failure::Other => return None,
         })
     }
 }
 
-/// A ready STS client plus what messages need to say about it.
+/// The SDK configuration (endpoint, TLS, proxy, timeouts) and a runtime to
+/// drive it; each call gets a client with the credentials it must sign with.
 pub struct Sts {
-    client: aws_sdk_sts::Client,
+    sdk: aws_types::SdkConfig,
     context: Context,
     runtime: tokio::runtime::Runtime,
-    keys: LongTermKeys,
+    verbose: bool,
 }
 
 impl fmt::Debug for Sts {
@@ -200,17 +246,16 @@ impl fmt::Debug for Sts {
 }
 
 impl Sts {
-    /// Builds the client: long-term keys, region, endpoint, TLS, proxy, timeouts.
+    /// Builds the SDK configuration: region, endpoint, TLS, proxy, timeouts.
     ///
-    /// Region and credentials are set explicitly so the loader never falls
-    /// back to EC2 instance metadata, which stalls for seconds off EC2.
+    /// Region and credentials are always given explicitly, so the loader
+    /// never falls back to EC2 instance metadata, which stalls for seconds
+    /// off EC2.
     pub fn connect(settings: &Settings, timeout: Duration, verbose: bool) -> Result<Self, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::ProfileLoad(Box::new(e)))?;
-        let keys = runtime.block_on(source_keys(&settings.source))?;
-
         let region = settings
             .region
             .clone()
@@ -223,18 +268,10 @@ impl Sts {
             })?),
             None => None,
         };
-
-        let credentials = Credentials::new(
-            keys.access_key_id.clone(),
-            keys.secret_access_key.expose(),
-            None,
-            None,
-            "mfa-exec",
-        );
         let loader = aws_config::defaults(BehaviorVersion::latest())
             .profile_name(&settings.profile)
             .region(Region::new(region.clone()))
-            .credentials_provider(credentials)
+            .no_credentials()
             // A one-time code must never be sent twice: no automatic retries.
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -244,7 +281,7 @@ impl Sts {
                     .build(),
             );
         let sdk = runtime.block_on(loader.load());
-        let endpoint = endpoint_of(&sdk, &region);
+        let endpoint = endpoint_of(&sdk, "STS", &region);
         // Plain-HTTP endpoints (local emulators) need no root certificates:
         // loading the system's store costs more than the whole request.
         let tls_needed = !endpoint.starts_with("http://") || proxy.is_some();
@@ -252,50 +289,62 @@ impl Sts {
             .into_builder()
             .http_client(http_client(ca_pem, tls_needed, proxy.is_some())?)
             .build();
-        let client = aws_sdk_sts::Client::new(&sdk);
-
         let context = Context {
-            profile: settings.profile.clone(),
-            origin: keys.origin.to_string(),
+            profile: settings.source_profile.clone(),
+            origin: String::new(),
             serial: settings.serial.clone().unwrap_or_default(),
             endpoint,
             proxy,
             timeout,
             files: settings.files.clone(),
+            role: None,
         };
         if verbose {
             eprintln!(
-                "mfa-exec: using the access key {} of {}, STS at `{}`{}, region {region}",
-                mask(&keys.access_key_id),
-                context.origin,
+                "mfa-exec: STS at `{}`{}, region {region}",
                 context.endpoint,
                 via(context.proxy.as_deref()),
             );
         }
         Ok(Sts {
-            client,
+            sdk,
             context,
             runtime,
-            keys,
+            verbose,
         })
     }
 
-    /// The long-term key id in use (identifies the cache entry later on).
-    #[must_use]
-    pub fn access_key_id(&self) -> &str {
-        &self.keys.access_key_id
+    /// The long-term keys: as configured, or by running `credential_process`.
+    pub fn source_keys(&self, source: &Source) -> Result<LongTermKeys, Error> {
+        let keys = self.runtime.block_on(source_keys(source))?;
+        if self.verbose {
+            eprintln!(
+                "mfa-exec: using the access key {} of {}",
+                mask(&keys.access_key_id),
+                keys.origin
+            );
+        }
+        Ok(keys)
     }
 
-    /// Calls `GetSessionToken` once; never retried.
+    fn client(&self, credentials: Credentials) -> aws_sdk_sts::Client {
+        let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
+            .credentials_provider(credentials)
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+    }
+
+    /// Calls `GetSessionToken` once, signed with the long-term keys; never retried.
     pub fn get_session_token(
         &self,
+        keys: &LongTermKeys,
         serial: &str,
         code: &Secret,
         duration: Duration,
     ) -> Result<Session, Box<StsError>> {
         let secs = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX);
-        let call = self
-            .client
+        let client = self.client(long_term(keys));
+        let call = client
             .get_session_token()
             .serial_number(serial)
             .token_code(code.expose())
@@ -303,27 +352,149 @@ impl Sts {
             .send();
         let mut context = self.context.clone();
         serial.clone_into(&mut context.serial);
-        match self.runtime.block_on(call) {
-            Ok(out) => {
-                let c = out.credentials.ok_or_else(|| {
-                    Box::new(StsError {
-                        failure: Failure::Other,
-                        code: "MissingCredentials".into(),
-                        message: "the answer holds no credentials".into(),
-                        context: context.clone(),
-                    })
-                })?;
-                Ok(Session {
-                    access_key_id: c.access_key_id().to_owned(),
-                    secret_access_key: Secret::new(c.secret_access_key().to_owned()),
-                    session_token: Secret::new(c.session_token().to_owned()),
-                    expiration: SystemTime::try_from(*c.expiration())
-                        .unwrap_or_else(|_| SystemTime::now() + duration),
-                })
-            }
-            Err(err) => Err(Box::new(to_sts_error(&err, context))),
-        }
+        context.origin = keys.origin.to_string();
+        let out = self
+            .runtime
+            .block_on(call)
+            .map_err(|err| Box::new(to_sts_error(&err, context.clone())))?;
+        session_of(out.credentials, duration, context)
     }
+
+    /// Calls `AssumeRole` signed with the MFA session (its token sent along).
+    pub fn assume_role(
+        &self,
+        base: &Session,
+        role: &Role,
+        session_name: &str,
+    ) -> Result<Session, Box<StsError>> {
+        let credentials = Credentials::new(
+            base.access_key_id.clone(),
+            base.secret_access_key.expose(),
+            Some(base.session_token.expose().to_owned()),
+            Some(base.expiration),
+            "mfa-exec-session",
+        );
+        let client = self.client(credentials);
+        let mut call = client
+            .assume_role()
+            .role_arn(&role.arn)
+            .role_session_name(session_name)
+            .set_external_id(role.external_id.clone());
+        if let Some(duration) = role.duration {
+            call = call.duration_seconds(i32::try_from(duration.as_secs()).unwrap_or(i32::MAX));
+        }
+        let mut context = self.context.clone();
+        context.role = Some(role.clone());
+        context.origin = format!("the MFA session of profile `{}`", self.context.profile);
+        if self.verbose {
+            eprintln!(
+                "mfa-exec: assuming role `{}` as `{session_name}` for profile `{}`",
+                role.arn, role.profile
+            );
+        }
+        let out = self
+            .runtime
+            .block_on(call.send())
+            .map_err(|err| Box::new(to_sts_error(&err, context.clone())))?;
+        let fallback = role.duration.unwrap_or(Duration::from_secs(3600));
+        session_of(out.credentials, fallback, context)
+    }
+
+    /// Lists the caller's MFA devices with IAM `ListMFADevices`, signed with
+    /// the long-term keys (AWS's "force MFA" policy allows this without MFA).
+    pub fn list_mfa_devices(&self, keys: &LongTermKeys) -> Result<Vec<String>, Box<StsError>> {
+        let conf = aws_sdk_iam::config::Builder::from(&self.sdk)
+            .credentials_provider(long_term(keys))
+            .build();
+        let client = aws_sdk_iam::Client::from_conf(conf);
+        let mut context = self.context.clone();
+        context.origin = keys.origin.to_string();
+        context.endpoint = endpoint_of(
+            &self.sdk,
+            "IAM",
+            self.sdk.region().map_or(FALLBACK_REGION, |r| r.as_ref()),
+        );
+        let out = self
+            .runtime
+            .block_on(client.list_mfa_devices().send())
+            .map_err(|err| {
+                let mut e = to_sts_error(&err, context.clone());
+                if e.failure == Failure::Other && e.code == "AccessDenied" {
+                    e.failure = Failure::ListDenied;
+                }
+                Box::new(e)
+            })?;
+        Ok(out
+            .mfa_devices
+            .into_iter()
+            .map(|d| d.serial_number)
+            .collect())
+    }
+}
+
+fn long_term(keys: &LongTermKeys) -> Credentials {
+    Credentials::new(
+        keys.access_key_id.clone(),
+        keys.secret_access_key.expose(),
+        None,
+        None,
+        "mfa-exec",
+    )
+}
+
+fn session_of(
+    credentials: Option<aws_sdk_sts::types::Credentials>,
+    fallback: Duration,
+    context: Context,
+) -> Result<Session, Box<StsError>> {
+    let c = credentials.ok_or_else(|| {
+        Box::new(StsError {
+            failure: Failure::Other,
+            code: "MissingCredentials".into(),
+            message: "the answer holds no credentials".into(),
+            context,
+        })
+    })?;
+    Ok(Session {
+        access_key_id: c.access_key_id().to_owned(),
+        secret_access_key: Secret::new(c.secret_access_key().to_owned()),
+        session_token: Secret::new(c.session_token().to_owned()),
+        expiration: SystemTime::try_from(*c.expiration())
+            .unwrap_or_else(|_| SystemTime::now() + fallback),
+    })
+}
+
+/// A valid `RoleSessionName` (2–64 of `[\w+=,.@-]`): the profile's, else
+/// `mfa-exec-<name>` from the MFA device's ARN or the login name.
+#[must_use]
+pub fn role_session_name(configured: Option<&str>, serial: &str, user: Option<&str>) -> String {
+    let base = configured.map_or_else(
+        || {
+            let name = serial
+                .rsplit_once('/')
+                .map(|(_, n)| n)
+                .filter(|n| !n.is_empty())
+                .or(user)
+                .unwrap_or("user");
+            format!("mfa-exec-{name}")
+        },
+        str::to_owned,
+    );
+    let mut clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    while clean.len() < 2 {
+        clean.push('-');
+    }
+    clean
 }
 
 /// Shows the first four and last four characters of a key id, as `aws configure list` does.
@@ -367,17 +538,21 @@ async fn source_keys(source: &Source) -> Result<LongTermKeys, Error> {
     }
 }
 
-/// The STS endpoint the SDK will use, resolved as the SDK does, for messages.
-fn endpoint_of(sdk: &aws_types::SdkConfig, region: &str) -> String {
+/// The endpoint the SDK will use for `service` ("STS", "IAM"), resolved as
+/// the SDK does, for messages.
+fn endpoint_of(sdk: &aws_types::SdkConfig, service: &str, region: &str) -> String {
     let key = ServiceConfigKey::builder()
-        .service_id("STS")
+        .service_id(service)
         .env("AWS_ENDPOINT_URL")
         .profile("endpoint_url")
         .build();
     key.ok()
         .and_then(|key| sdk.service_config().and_then(|c| c.load_config(key)))
         .or_else(|| sdk.endpoint_url().map(str::to_owned))
-        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"))
+        .unwrap_or_else(|| match service {
+            "IAM" => "https://iam.amazonaws.com".into(),
+            _ => format!("https://{}.{region}.amazonaws.com", service.to_lowercase()),
+        })
 }
 
 /// The proxy the SDK will use, if the environment names one.
@@ -449,7 +624,17 @@ where
             let e = service.err();
             let code = e.code().unwrap_or("Unknown").to_owned();
             let message = e.message().unwrap_or("").trim().to_owned();
-            (classify(&code, &message), code, message)
+            let mut failure = classify(&code, &message);
+            if context.role.is_some() {
+                failure = match failure {
+                    Failure::Other if code == "AccessDenied" => Failure::RoleDenied,
+                    Failure::Validation if message.contains("DurationSeconds") => {
+                        Failure::RoleDuration
+                    }
+                    f => f,
+                };
+            }
+            (failure, code, message)
         }
         SdkError::TimeoutError(_) => (Failure::Timeout, "Timeout".into(), String::new()),
         SdkError::DispatchFailure(d) if d.is_timeout() => {
@@ -539,6 +724,29 @@ mod tests {
         for (code, message, want) in table {
             assert_eq!(classify(code, message), want, "{code}: {message}");
         }
+    }
+
+    #[test]
+    fn role_session_names_are_valid() {
+        let serial = "arn:aws:iam::1:mfa/alice";
+        assert_eq!(role_session_name(None, serial, None), "mfa-exec-alice");
+        assert_eq!(
+            role_session_name(None, "GAHT1234", Some("bob")),
+            "mfa-exec-bob"
+        );
+        assert_eq!(
+            role_session_name(None, "arn:aws:iam::1:mfa/", Some("bob smith")),
+            "mfa-exec-bob-smith"
+        );
+        assert_eq!(
+            role_session_name(Some("ci job #7"), serial, None),
+            "ci-job--7"
+        );
+        assert_eq!(role_session_name(Some("x"), serial, None), "x-");
+        assert_eq!(
+            role_session_name(Some(&"a".repeat(80)), serial, None).len(),
+            64
+        );
     }
 
     #[test]

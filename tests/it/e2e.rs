@@ -112,3 +112,98 @@ fn a_ca_bundle_lets_mfa_exec_and_the_cli_trust_a_private_ca() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn the_aws_cli_gets_credentials_from_mfa_exec_as_credential_process() {
+    let moto = Moto::start();
+    let home = home();
+    let bin = crate::support::bin();
+    home.config(&format!(
+        "[default]\nmfa_serial = {SERIAL}\nregion = eu-west-1\n\
+         [profile dev]\nregion = eu-west-1\n\
+         credential_process = {} --profile default -t 123456 --export json\n",
+        bin.display()
+    ));
+    let out = std::process::Command::new(peers::aws_cli())
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "dev",
+            "--output",
+            "json",
+        ])
+        .env_clear()
+        .envs(home.env(&moto.url()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), moto.log());
+    assert!(stdout(&out).contains("123456789012"), "{}", stdout(&out));
+    let requests = moto.requests();
+    assert_eq!(
+        requests.matches("Action=GetSessionToken").count(),
+        1,
+        "{requests}"
+    );
+}
+
+#[test]
+fn exported_env_lines_evaluated_by_sh_give_the_aws_cli_a_session() {
+    let moto = Moto::start();
+    let home = home();
+    let script = format!(
+        "eval \"$('{}' --export env -t 123456)\" && aws sts get-caller-identity --output json",
+        crate::support::bin().display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env_clear()
+        .envs(home.env(&moto.url()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), moto.log());
+    assert!(
+        stdout(&out).contains("\"Account\": \"123456789012\""),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_role_profile_works_against_moto_with_the_real_cli() {
+    let moto = Moto::start();
+    let home = home();
+    home.config(&format!(
+        "[profile base]\nmfa_serial = {SERIAL}\n\
+         [profile prod]\nrole_arn = arn:aws:iam::123456789012:role/admin\nsource_profile = base\n\
+         region = eu-west-1\n"
+    ));
+    home.credentials(&format!(
+        "[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        crate::support::KEY_ID,
+        crate::support::SECRET
+    ));
+    let out = home
+        .cmd(&moto.url())
+        .args([
+            "-p",
+            "prod",
+            "-t",
+            "123456",
+            "--",
+            "aws",
+            "sts",
+            "get-caller-identity",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), moto.log());
+    let identity = stdout(&out);
+    assert!(
+        identity.contains("assumed-role/admin/mfa-exec-alice"),
+        "{identity}"
+    );
+}

@@ -9,4 +9,5 @@ mod cli;
 mod e2e;
 mod exec;
 mod prompt;
+mod roles;
 mod sts;

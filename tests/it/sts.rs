@@ -231,25 +231,6 @@ fn a_failing_mfa_process_is_reported() {
 }
 
 #[test]
-fn no_mfa_device_says_how_to_configure_one() {
-    let sts = FakeSts::start();
-    let home = Home::new();
-    home.config("[default]\nregion = eu-west-1\n");
-    let out = run_true(&home, &sts, &[]);
-    assert_eq!(out.status.code(), Some(125));
-    let err = stderr(&out);
-    assert!(
-        err.contains("no MFA device configured for profile `default`"),
-        "{err}"
-    );
-    assert!(
-        err.contains("--serial-number") && err.contains("mfa_serial"),
-        "{err}"
-    );
-    assert_eq!(sts.count(), 0);
-}
-
-#[test]
 fn an_unknown_profile_is_named() {
     let sts = FakeSts::start();
     let out = run_true(&Home::new(), &sts, &["-p", "prdo"]);
