@@ -42,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'mfa-exec' -ScriptBlock {
             [CompletionResult]::new('--logout', '--logout', [CompletionResultType]::ParameterName, 'Delete this profile''s cached sessions (with --all: every profile''s)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'With --logout: delete every cached session')
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Show profiles, MFA devices and cached sessions with time left; never secrets')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Run the command as a child and serve it credentials that are refreshed before they expire (the container credential endpoint on 127.0.0.1), instead of fixed keys in its environment: for runs longer than a session')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Diagnostics on stderr (never secrets)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Diagnostics on stderr (never secrets)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

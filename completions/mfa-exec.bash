@@ -23,7 +23,7 @@ _mfa__exec() {
 
     case "${cmd}" in
         mfa__exec)
-            opts="-p -s -t -d -f -v -h -V --profile --serial-number --token-code --duration --role-arn --region --timeout --no-cache --refresh --min-remaining --login --logout --all --status --export --completions --verbose --help --version"
+            opts="-p -s -t -d -f -v -h -V --profile --serial-number --token-code --duration --role-arn --region --timeout --no-cache --refresh --min-remaining --login --logout --all --status --server --export --completions --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

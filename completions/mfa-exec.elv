@@ -39,6 +39,7 @@ set edit:completion:arg-completer[mfa-exec] = {|@words|
             cand --logout 'Delete this profile''s cached sessions (with --all: every profile''s)'
             cand --all 'With --logout: delete every cached session'
             cand --status 'Show profiles, MFA devices and cached sessions with time left; never secrets'
+            cand --server 'Run the command as a child and serve it credentials that are refreshed before they expire (the container credential endpoint on 127.0.0.1), instead of fixed keys in its environment: for runs longer than a session'
             cand -v 'Diagnostics on stderr (never secrets)'
             cand --verbose 'Diagnostics on stderr (never secrets)'
             cand -h 'Print help (see more with ''--help'')'

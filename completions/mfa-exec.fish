@@ -20,6 +20,7 @@ complete -c mfa-exec -l login -d 'Get (or refresh) the session and cache it; run
 complete -c mfa-exec -l logout -d 'Delete this profile\'s cached sessions (with --all: every profile\'s)'
 complete -c mfa-exec -l all -d 'With --logout: delete every cached session'
 complete -c mfa-exec -l status -d 'Show profiles, MFA devices and cached sessions with time left; never secrets'
+complete -c mfa-exec -l server -d 'Run the command as a child and serve it credentials that are refreshed before they expire (the container credential endpoint on 127.0.0.1), instead of fixed keys in its environment: for runs longer than a session'
 complete -c mfa-exec -s v -l verbose -d 'Diagnostics on stderr (never secrets)'
 complete -c mfa-exec -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mfa-exec -s V -l version -d 'Print version'

@@ -15,6 +15,13 @@ use crate::config::Environ;
 use crate::secret::Secret;
 use crate::session::Session;
 
+/// How entries are opened for reading: never through a symlink, and never
+/// blocking (a FIFO planted under an entry's name would hang the open).
+const READ_FLAGS: i32 = nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits();
+
+/// Temp files older than this belong to runs that died mid-write.
+const STALE_TEMP: Duration = Duration::from_secs(600);
+
 /// Bumped whenever the file format changes; other versions are a miss.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -270,7 +277,7 @@ impl Cache {
         let path = self.entry_path(key);
         let mut file = match OpenOptions::new()
             .read(true)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .custom_flags(READ_FLAGS)
             .open(&path)
         {
             Ok(file) => file,
@@ -345,10 +352,14 @@ impl Cache {
         let path = self.dir.join(key.file_name());
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .custom_flags(READ_FLAGS)
             .open(path)
             .ok()?;
-        check_private(&file.metadata().ok()?, "it").ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        check_private(&meta, "it").ok()?;
         let stored: StoredDevice = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
         (stored.version == FORMAT_VERSION && stored.key == *key).then_some(stored.serial)
     }
@@ -379,8 +390,10 @@ impl Cache {
     /// Removes the entries `which` selects (given the file name and, when
     /// readable, the entry's non-secret part); returns what was removed.
     ///
-    /// Lock files stay: deleting one while another run holds it would let a
-    /// third run lock a new file and both go ahead.
+    /// Temp files of interrupted writes are not entries: they are left to
+    /// [`Cache::sweep_temp_files`]. Lock files stay too: deleting one while
+    /// another run holds it would let a third run lock a new file and both
+    /// go ahead.
     pub fn remove(
         &self,
         which: impl Fn(&str, Option<&Summary>) -> bool,
@@ -391,23 +404,48 @@ impl Cache {
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            if which(&name, summary_of(&path).as_ref()) {
+            let is_entry = path
+                .extension()
+                .is_some_and(|e| e == "json" || e == "device")
+                && !name.starts_with(".tmp-");
+            if is_entry && which(&name, summary_of(&path).as_ref()) {
                 fs::remove_file(&path)?;
-                removed.push(path);
+                if path.extension().is_some_and(|e| e == "json") {
+                    removed.push(path);
+                }
             }
         }
         removed.sort();
         Ok(removed)
     }
 
+    /// Deletes temp files (which may hold secrets) left by runs killed
+    /// mid-write; `all` also takes young ones, which could belong to a run
+    /// still writing, so only `--logout --all` asks for that.
+    pub fn sweep_temp_files(&self, all: bool) {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in dir.filter_map(Result::ok) {
+            let stale = entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|t| t.elapsed().unwrap_or_default() > STALE_TEMP);
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") && (all || stale) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Selects a profile's entries for [`Cache::remove`], damaged ones included.
     pub fn of_profile(profile: &str) -> impl Fn(&str, Option<&Summary>) -> bool + '_ {
         move |name, summary| match summary {
             Some(s) => s.key.profile == profile,
-            None => name.starts_with(&format!("{}--", sanitise(profile))),
+            None => {
+                name.starts_with(&format!("{}--", sanitise(profile)))
+                    && Path::new(name).extension().is_some_and(|e| e == "json")
+            }
         }
     }
 
@@ -439,10 +477,13 @@ impl Cache {
 fn summary_of(path: &Path) -> Option<Summary> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .custom_flags(READ_FLAGS)
         .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
     check_private(&meta, "it").ok()?;
     let summary: Summary = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
     (summary.version == FORMAT_VERSION).then_some(summary)

@@ -11,6 +11,7 @@ Examples:
   mfa-exec -p prod -- terraform apply         use the keys of profile `prod`
   mfa-exec -t 123456 -- make deploy           pass the code instead of being asked
   mfa-exec -p prod                            start $SHELL with the session
+  mfa-exec --server -p prod -- terraform apply  refresh credentials while it runs
   mfa-exec --login                            get a session now, use it all day
   mfa-exec --status                           what is cached, and for how long
 
@@ -93,6 +94,12 @@ pub struct Cli {
     /// Show profiles, MFA devices and cached sessions with time left; never secrets
     #[arg(long, group = "action", conflicts_with = "command")]
     pub status: bool,
+
+    /// Run the command as a child and serve it credentials that are refreshed
+    /// before they expire (the container credential endpoint on 127.0.0.1),
+    /// instead of fixed keys in its environment: for runs longer than a session
+    #[arg(long, conflicts_with_all = ["login", "logout", "status", "export"])]
+    pub server: bool,
 
     /// Print the credentials instead of running a command: `json` is the
     /// `credential_process` format; `env`/`fish` print export lines to `eval`

@@ -68,6 +68,38 @@ pub fn child_env(
     plan
 }
 
+/// The child's environment for `--server`: the same removals, no keys, and
+/// the container credential endpoint with its token instead.
+#[must_use]
+pub fn server_env(
+    parent: &Environ,
+    endpoint: &str,
+    token: &str,
+    profile: &str,
+    region: Option<&str>,
+) -> EnvPlan {
+    let mut plan = EnvPlan::new();
+    for name in REMOVED {
+        if parent.0.contains_key(std::ffi::OsStr::new(name)) {
+            plan.insert((*name).into(), None);
+        }
+    }
+    let mut set = |name: &str, value: &str| {
+        plan.insert(name.into(), Some(value.into()));
+    };
+    set("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint);
+    set("AWS_CONTAINER_AUTHORIZATION_TOKEN", token);
+    // SDKs try the shared credentials file before the container endpoint:
+    // the long-term keys there would win over the MFA session.
+    set("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    if let Some(region) = region {
+        set("AWS_REGION", region);
+        set("AWS_DEFAULT_REGION", region);
+    }
+    set(MARKER, profile);
+    plan
+}
+
 /// The names the plan touches, for `-v` (values are never shown).
 #[must_use]
 pub fn describe(plan: &EnvPlan) -> String {
@@ -244,6 +276,29 @@ mod tests {
         let plan = child_env(&before, &session(), "p", None);
         assert!(!plan.contains_key(std::ffi::OsStr::new("AWS_REGION")));
         assert_eq!(apply(&before, &plan)["AWS_REGION"], "ap-south-1");
+    }
+
+    #[test]
+    fn the_server_child_gets_an_endpoint_and_no_keys() {
+        let before = parent(&[
+            ("AWS_ACCESS_KEY_ID", "AKIAOLD"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "stale"),
+            ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/x"),
+            ("PATH", "/bin"),
+        ]);
+        let plan = server_env(&before, "http://127.0.0.1:5/p", "tok", "prod", None);
+        let after = apply(&before, &plan);
+        let want: BTreeMap<String, String> = [
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:5/p"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ("MFA_EXEC_PROFILE", "prod"),
+            ("PATH", "/bin"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+        assert_eq!(after, want);
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cannot start the credential server")]
+    Server(#[source] std::io::Error),
+
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
 }
@@ -170,6 +173,7 @@ impl Error {
             | Error::Sts(_)
             | Error::CaBundle { .. }
             | Error::Cache { .. }
+            | Error::Server(_)
             | Error::Stdout(_) => EXIT_FAILURE,
         }
     }
@@ -256,6 +260,7 @@ impl Error {
             | Error::Terminal(_)
             | Error::Cancelled
             | Error::Cache { .. }
+            | Error::Server(_)
             | Error::Stdout(_) => return None,
         };
         Some(hint)

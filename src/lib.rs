@@ -14,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod mfa;
 pub mod secret;
+pub mod server;
 pub mod session;
 pub mod sts;
 
@@ -62,23 +63,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     let env = Environ::current();
-    let runs_command = !(cli.login || cli.logout || cli.status || cli.export.is_some());
-
     // The command first: a typo must cost neither a code nor a request.
-    let mut command = cli.command.clone();
-    let mut target = None;
-    if runs_command {
-        if command.is_empty() {
-            command.push(env.get("SHELL").unwrap_or("/bin/sh").into());
-        }
-        let argv0 = command.remove(0);
-        let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-        let path_var = env
-            .0
-            .get(std::ffi::OsStr::new("PATH"))
-            .map(OsString::as_os_str);
-        target = Some((exec::resolve(&argv0, path_var, &cwd)?, argv0));
-    }
+    let (target, command) = resolve_command(cli, &env)?;
 
     let options = acquire::Options {
         lifetime: session_duration(&cli.duration)?,
@@ -116,7 +102,6 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     let serial = acquirer.serial()?;
     let session = acquirer.session(&serial)?;
     let cached = acquirer.caches();
-    drop(acquirer);
 
     let left = duration::format(session.remaining(SystemTime::now()));
     if cli.login {
@@ -148,6 +133,16 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     let Some((program, argv0)) = target else {
         return Ok(ExitCode::SUCCESS);
     };
+    if cli.server {
+        let refresh = server::refresher(&mut acquirer, &serial);
+        let command = Command {
+            program: &program,
+            argv0: &argv0,
+            args: &command,
+        };
+        return run_server(cli, &env, &settings, &command, session, refresh, options);
+    }
+    drop(acquirer);
     if cli.verbose {
         eprintln!(
             "mfa-exec: session valid for {left}; running `{}` ({})",
@@ -159,6 +154,82 @@ pub fn run(cli: &Cli) -> Result<ExitCode, Error> {
     Err(exec::exec(&program, &argv0, &command, &plan))
 }
 
+/// A command found on `PATH`, with its `argv[0]` as typed.
+type Found = (std::path::PathBuf, OsString);
+
+/// Finds the command (or `$SHELL`) unless an action runs none; returns its
+/// path and `argv[0]`, and its arguments.
+fn resolve_command(cli: &Cli, env: &Environ) -> Result<(Option<Found>, Vec<OsString>), Error> {
+    let mut command = cli.command.clone();
+    if cli.login || cli.logout || cli.status || cli.export.is_some() {
+        return Ok((None, command));
+    }
+    if command.is_empty() {
+        command.push(env.get("SHELL").unwrap_or("/bin/sh").into());
+    }
+    let argv0 = command.remove(0);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let path_var = env
+        .0
+        .get(std::ffi::OsStr::new("PATH"))
+        .map(OsString::as_os_str);
+    Ok((
+        Some((exec::resolve(&argv0, path_var, &cwd)?, argv0)),
+        command,
+    ))
+}
+
+/// The command to run: its path, its `argv[0]` as typed, its arguments.
+struct Command<'a> {
+    program: &'a std::path::Path,
+    argv0: &'a std::ffi::OsStr,
+    args: &'a [OsString],
+}
+
+/// `--server`: spawns the command and serves it refreshing credentials.
+fn run_server(
+    cli: &Cli,
+    env: &Environ,
+    settings: &config::Settings,
+    command: &Command<'_>,
+    session: session::Session,
+    refresh: impl FnMut() -> Result<session::Session, Error>,
+    options: acquire::Options,
+) -> Result<ExitCode, Error> {
+    let listener = server::bind().map_err(Error::Server)?;
+    let token = server::new_token().map_err(Error::Server)?;
+    let port = listener.local_addr().map_err(Error::Server)?.port();
+    let endpoint = format!("http://127.0.0.1:{port}{}", server::PATH);
+    let child = server::Child {
+        program: command.program,
+        argv0: command.argv0,
+        args: command.args,
+        plan: env::server_env(
+            env,
+            &endpoint,
+            token.expose(),
+            &settings.profile,
+            settings.region.as_deref(),
+        ),
+    };
+    if cli.verbose {
+        eprintln!(
+            "mfa-exec: serving credentials at `{endpoint}`; running `{}` ({})",
+            command.program.display(),
+            env::describe(&child.plan)
+        );
+    }
+    server::serve(
+        &listener,
+        &token,
+        &child,
+        session,
+        refresh,
+        options.min_remaining,
+        cli.verbose,
+    )
+}
+
 /// `--logout`: removes this profile's entries, or all with `--all`.
 fn logout(cli: &Cli, env: &Environ) -> Result<ExitCode, Error> {
     let profile = config::profile_name(cli.profile.as_deref(), env);
@@ -167,6 +238,7 @@ fn logout(cli: &Cli, env: &Environ) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     };
     let removed = if cli.all {
+        cache.sweep_temp_files(true);
         cache.remove(|_, _| true)
     } else {
         cache.remove(Cache::of_profile(&profile))

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::termios::{self, SetArg, Termios};
 
@@ -71,6 +72,15 @@ pub fn from_process(profile: &str, command: &str) -> Result<Secret, Error> {
 /// The terminal whose settings must be put back if a signal ends us mid-prompt.
 static TERMINAL: Mutex<Option<(File, Termios)>> = Mutex::new(None);
 
+/// Whether a signal ends mfa-exec (true until a `--server` child runs: then
+/// signals are the child's, and a prompt only gives up).
+static EXIT_ON_SIGNAL: AtomicBool = AtomicBool::new(true);
+
+/// From now on the terminal guard restores the terminal but does not exit.
+pub fn stop_exiting_on_signals() {
+    EXIT_ON_SIGNAL.store(false, Ordering::SeqCst);
+}
+
 /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT restore the terminal and exit
 /// (130 for SIGINT, else 128 + the signal), until mfa-exec execs the command.
 ///
@@ -84,10 +94,12 @@ pub fn guard_terminal_against_signals() {
         return;
     };
     std::thread::spawn(move || {
-        if let Some(signal) = signals.forever().next() {
+        for signal in signals.forever() {
             restore_terminal();
-            let status = if signal == SIGINT { 130 } else { 128 + signal };
-            std::process::exit(status);
+            if EXIT_ON_SIGNAL.load(Ordering::SeqCst) {
+                let status = if signal == SIGINT { 130 } else { 128 + signal };
+                std::process::exit(status);
+            }
         }
     });
 }

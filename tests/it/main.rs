@@ -5,9 +5,11 @@ mod fake_sts;
 mod peers;
 mod support;
 
+mod cache;
 mod cli;
 mod e2e;
 mod exec;
 mod prompt;
 mod roles;
+mod server;
 mod sts;
