@@ -149,10 +149,12 @@ impl<'a> Acquirer<'a> {
             return (None, None);
         };
         let wait = || {
-            eprintln!(
-                "mfa-exec: waiting for another mfa-exec to get the session of profile `{}`",
+            // One write, so parallel runs' lines do not interleave.
+            let line = format!(
+                "mfa-exec: waiting for another mfa-exec to get the session of profile `{}`\n",
                 key.profile
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         };
         let lock = match cache.lock(key, wait) {
             Ok(lock) => lock,

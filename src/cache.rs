@@ -247,7 +247,7 @@ impl Cache {
     }
 
     /// Takes the entry's exclusive lock, waiting for other runs; `on_wait`
-    /// is called once if another process holds it.
+    /// is called once if another process holds it for more than a second.
     pub fn lock(&self, key: &Key, on_wait: impl FnOnce()) -> std::io::Result<File> {
         let path = self.dir.join(format!("{}.lock", key.file_stem()));
         // A lock file's existence means nothing: the kernel drops a flock
@@ -261,13 +261,22 @@ impl Cache {
             .mode(0o600)
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                on_wait();
-                file.lock()?;
+        // Quietly wait a moment first: parallel jobs on a warm cache hold
+        // the lock only for milliseconds, and need not say so.
+        let quiet_until = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < quiet_until => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    on_wait();
+                    file.lock()?;
+                    break;
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(e),
         }
         Ok(file)
     }

@@ -795,7 +795,7 @@ fn twenty_parallel_runs_on_a_cold_cache_ask_for_one_code() {
     let script = home.script(
         "code.sh",
         &format!(
-            "echo asked >> '{}'\nsleep 1\necho 123456",
+            "echo asked >> '{}'\nsleep 2\necho 123456",
             counter.display()
         ),
     );
