@@ -283,24 +283,7 @@ impl Cache {
 
     /// Reads the entry for `key`, if it is trustworthy and has more than `min_remaining` left.
     pub fn load(&self, key: &Key, min_remaining: Duration) -> Result<Session, Miss> {
-        let path = self.entry_path(key);
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(READ_FLAGS)
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Miss::Absent),
-            Err(e) => return Err(Miss::Unusable(format!("cannot open it: {e}"))),
-        };
-        // Check what was opened, not the path: no race with a swapped file.
-        let meta = file
-            .metadata()
-            .map_err(|e| Miss::Unusable(format!("cannot stat it: {e}")))?;
-        if !meta.is_file() {
-            return Err(Miss::Unusable("it is not a regular file".into()));
-        }
-        check_private(&meta, "it").map_err(Miss::Unusable)?;
+        let mut file = open_entry(&self.entry_path(key))?;
         let mut text = Zeroizing::new(String::new());
         file.read_to_string(&mut text)
             .map_err(|e| Miss::Unusable(format!("cannot read it: {e}")))?;
@@ -358,17 +341,7 @@ impl Cache {
     /// The MFA device remembered for `key`, if the file is trustworthy and matches.
     #[must_use]
     pub fn load_device(&self, key: &DeviceKey) -> Option<String> {
-        let path = self.dir.join(key.file_name());
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(READ_FLAGS)
-            .open(path)
-            .ok()?;
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() {
-            return None;
-        }
-        check_private(&meta, "it").ok()?;
+        let file = open_entry(&self.dir.join(key.file_name())).ok()?;
         let stored: StoredDevice = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
         (stored.version == FORMAT_VERSION && stored.key == *key).then_some(stored.serial)
     }
@@ -483,17 +456,31 @@ impl Cache {
     }
 }
 
-fn summary_of(path: &Path) -> Option<Summary> {
-    let file = OpenOptions::new()
+/// Opens a cache file for reading, only if it is a regular file of ours
+/// that nobody else can access; checks what was opened, not the path, so a
+/// swapped file cannot slip in between.
+fn open_entry(path: &Path) -> Result<File, Miss> {
+    let file = match OpenOptions::new()
         .read(true)
         .custom_flags(READ_FLAGS)
         .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Miss::Absent),
+        Err(e) => return Err(Miss::Unusable(format!("cannot open it: {e}"))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Miss::Unusable(format!("cannot stat it: {e}")))?;
     if !meta.is_file() {
-        return None;
+        return Err(Miss::Unusable("it is not a regular file".into()));
     }
-    check_private(&meta, "it").ok()?;
+    check_private(&meta, "it").map_err(Miss::Unusable)?;
+    Ok(file)
+}
+
+fn summary_of(path: &Path) -> Option<Summary> {
+    let file = open_entry(path).ok()?;
     let summary: Summary = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
     (summary.version == FORMAT_VERSION).then_some(summary)
 }

@@ -39,6 +39,15 @@ pub const MARKER: &str = "MFA_EXEC_PROFILE";
 /// `Some(value)` sets a variable, `None` removes it; the rest is inherited.
 pub type EnvPlan = BTreeMap<OsString, Option<OsString>>;
 
+/// Removal of each variable of [`REMOVED`] that the parent has.
+fn removals(parent: &Environ) -> EnvPlan {
+    REMOVED
+        .iter()
+        .filter(|name| parent.0.contains_key(std::ffi::OsStr::new(name)))
+        .map(|name| ((*name).into(), None))
+        .collect()
+}
+
 /// The changes that turn the parent's environment into the child's.
 #[must_use]
 pub fn child_env(
@@ -47,12 +56,7 @@ pub fn child_env(
     profile: &str,
     region: Option<&str>,
 ) -> EnvPlan {
-    let mut plan = EnvPlan::new();
-    for name in REMOVED {
-        if parent.0.contains_key(std::ffi::OsStr::new(name)) {
-            plan.insert((*name).into(), None);
-        }
-    }
+    let mut plan = removals(parent);
     let mut set = |name: &str, value: &str| {
         plan.insert(name.into(), Some(value.into()));
     };
@@ -78,12 +82,7 @@ pub fn server_env(
     profile: &str,
     region: Option<&str>,
 ) -> EnvPlan {
-    let mut plan = EnvPlan::new();
-    for name in REMOVED {
-        if parent.0.contains_key(std::ffi::OsStr::new(name)) {
-            plan.insert((*name).into(), None);
-        }
-    }
+    let mut plan = removals(parent);
     let mut set = |name: &str, value: &str| {
         plan.insert(name.into(), Some(value.into()));
     };
