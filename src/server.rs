@@ -102,7 +102,7 @@ pub fn serve(
         source,
     })?;
     let pid = Pid::from_raw(i32::try_from(process.id()).unwrap_or(i32::MAX));
-    forward_signals(pid);
+    forward_signals(pid, verbose);
 
     // The waiter wakes the accept loop with a connection of its own once the
     // command has exited, so serving stops with it.
@@ -167,7 +167,7 @@ fn pass_on(status: ExitStatus) -> ExitCode {
 /// group; one sent by another process (`kill -INT`) always is. Signals we
 /// raise on ourselves (rpassword does, on Ctrl-C at a refresh prompt) are
 /// ours, not the command's.
-fn forward_signals(child: Pid) {
+fn forward_signals(child: Pid, verbose: bool) {
     use signal_hook::iterator::SignalsInfo;
     use signal_hook::iterator::exfiltrator::WithOrigin;
     let Ok(mut signals) = SignalsInfo::<WithOrigin>::new(FORWARDED) else {
@@ -180,15 +180,21 @@ fn forward_signals(child: Pid) {
             if sender.is_some_and(|p| u32::try_from(p).ok() == Some(me)) {
                 continue;
             }
-            if origin.signal == signal_hook::consts::SIGINT
-                && sender.is_none()
-                && child_in_foreground(child)
-            {
+            let Ok(signal) = Signal::try_from(origin.signal) else {
+                continue;
+            };
+            if signal == Signal::SIGINT && sender.is_none() && child_in_foreground(child) {
+                if verbose {
+                    eprintln!(
+                        "mfa-exec: SIGINT came from the terminal, which sent it to the command too"
+                    );
+                }
                 continue;
             }
-            if let Ok(signal) = Signal::try_from(origin.signal) {
-                let _ = kill(child, signal);
+            if verbose && signal != Signal::SIGWINCH {
+                eprintln!("mfa-exec: forwarding {signal} to the command");
             }
+            let _ = kill(child, signal);
         }
     });
 }

@@ -977,3 +977,36 @@ fn logout_all_wipes_temp_files_of_killed_runs_without_counting_them() {
     );
     assert_cache_stays_in_its_directory(&home);
 }
+
+/// The fast path: a cached run builds no STS client (and so no runtime or
+/// TLS roots): `-v` names the cached session and never an STS endpoint, and
+/// it works with STS unreachable.
+#[test]
+fn a_cached_run_never_builds_an_sts_client() {
+    let sts = FakeSts::start();
+    let home = Home::new();
+    let first = home
+        .cmd(&sts.url())
+        .args(["-v", "-t", "123456", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(stderr(&first).contains("STS at"), "{}", stderr(&first));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = home
+        .cmd(&format!("http://127.0.0.1:{closed}"))
+        .args(["-v", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("using the cached session of profile `default`"),
+        "{err}"
+    );
+    assert!(!err.contains("STS at"), "{err}");
+    assert_eq!(sts.count(), 1);
+}

@@ -376,3 +376,49 @@ fn typed_codes_are_capped_at_three_overall() {
     assert_eq!(status, 125, "{}", pty.text());
     assert_eq!(token_codes(&sts), ["111111"]);
 }
+
+/// `--server`: a Ctrl-C typed at the terminal reaches the command once (the
+/// terminal sends it to the whole foreground group), not twice by forwarding,
+/// and mfa-exec itself survives it and passes the command's status on.
+#[test]
+fn server_mode_ctrl_c_reaches_the_command_once() {
+    const COUNT_SIGINTS: &str = "import signal, time\n\
+        n = 0\n\
+        def on_int(sig, frame):\n    global n\n    n += 1\n\
+        signal.signal(signal.SIGINT, on_int)\n\
+        print('ready', flush=True)\n\
+        while n == 0:\n    time.sleep(0.01)\n\
+        time.sleep(0.5)\n\
+        print('sigints=%d' % n, flush=True)\n\
+        raise SystemExit(3)\n";
+    let home = Home::new();
+    let sts = FakeSts::start();
+    let mut pty = Pty::mfa_exec(
+        &home,
+        &sts,
+        &[
+            "-v",
+            "--server",
+            "-t",
+            "123456",
+            "--",
+            "python3",
+            "-c",
+            COUNT_SIGINTS,
+        ],
+    );
+    pty.expect("ready");
+    pty.session
+        .send(ControlCode::EndOfText)
+        .expect("type Ctrl-C");
+    pty.expect("sigints=");
+    let (status, rest) = pty.finish();
+    let text = String::from_utf8_lossy(&rest).into_owned();
+    assert!(text.starts_with('1'), "the command got SIGINT {text} times");
+    assert_eq!(status, 3, "{}", pty.text());
+    // Two SIGINTs close together may merge into one delivery, so the count
+    // alone cannot show a second one was sent: mfa-exec's own account can.
+    let all = pty.text();
+    assert!(all.contains("SIGINT came from the terminal"), "{all}");
+    assert!(!all.contains("forwarding SIGINT"), "{all}");
+}
