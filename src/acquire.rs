@@ -36,6 +36,9 @@ pub struct Acquirer<'a> {
     cache: Option<Cache>,
     sts: Option<Sts>,
     keys: Option<LongTermKeys>,
+    /// The MFA session made or read in this run: `--server` renewals of a
+    /// role session reuse it even when there is no cache.
+    mfa: Option<Session>,
 }
 
 impl<'a> Acquirer<'a> {
@@ -59,7 +62,14 @@ impl<'a> Acquirer<'a> {
             cache,
             sts: None,
             keys: None,
+            mfa: None,
         }
+    }
+
+    /// Later sessions of this run (`--server` renewals) use the cache
+    /// normally: `--refresh` was about the first one.
+    pub fn stop_forcing_refresh(&mut self) {
+        self.options.refresh = false;
     }
 
     /// Whether sessions are cached in this run.
@@ -184,14 +194,22 @@ impl<'a> Acquirer<'a> {
 
     /// The MFA session of the source profile (`GetSessionToken`).
     fn mfa_session(&mut self, serial: &str) -> Result<Session, Error> {
+        if let Some(session) = self.mfa.as_ref().filter(|s| {
+            !self.options.refresh && s.remaining(SystemTime::now()) > self.options.min_remaining
+        }) {
+            return Ok(session.clone());
+        }
         let key = self.key(serial, None);
         let (lock, cached) = self.locked_lookup(&key);
-        if let Some(session) = cached {
-            return Ok(session);
-        }
-        let session = self.new_mfa_session(serial)?;
-        self.store(&key, &session, lock.is_some());
+        let session = if let Some(session) = cached {
+            session
+        } else {
+            let session = self.new_mfa_session(serial)?;
+            self.store(&key, &session, lock.is_some());
+            session
+        };
         drop(lock);
+        self.mfa = Some(session.clone());
         Ok(session)
     }
 

@@ -347,6 +347,7 @@ pub fn refresher<'a>(
     acquirer: &'a mut Acquirer<'_>,
     serial: &'a str,
 ) -> impl FnMut() -> Result<Session, Error> + 'a {
+    acquirer.stop_forcing_refresh();
     move || acquirer.session(serial)
 }
 

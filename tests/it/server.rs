@@ -354,3 +354,51 @@ fn when_no_new_code_can_be_had_a_clear_error_is_served() {
         "the -t code was sent once"
     );
 }
+
+#[test]
+fn without_a_cache_role_renewals_reuse_the_mfa_session_of_the_run() {
+    let sts = FakeSts::start();
+    sts.push(Reply::session(1));
+    sts.set_default(Reply::session(5).expiring_in(20 * 60));
+    let home = home();
+    home.config(&format!(
+        "[default]\nmfa_serial = {SERIAL}\nregion = eu-west-1\n\
+         [profile prod]\nrole_arn = {ROLE}\nsource_profile = default\n"
+    ));
+    let out = std::process::Command::new("/usr/bin/setsid")
+        .arg("-w")
+        .arg(crate::support::bin())
+        .args([
+            "--server",
+            "--no-cache",
+            "-p",
+            "prod",
+            "-t",
+            "123456",
+            "--min-remaining",
+            "30m",
+        ])
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "python3 -c '{f}' && python3 -c '{f}'",
+            f = FETCH.replace('\'', "\"")
+        ))
+        .env_clear()
+        .envs(home.env(&sts.url()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let served = stdout(&out);
+    let statuses: Vec<&str> = served
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(statuses, ["200", "200"], "{served}");
+    assert_eq!(
+        sts.count_action("GetSessionToken"),
+        1,
+        "one code for the run"
+    );
+    assert_eq!(sts.count_action("AssumeRole"), 3);
+}
