@@ -126,6 +126,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cannot set up the HTTP client")]
+    HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
+
     #[error("cannot start the credential server")]
     Server(#[source] std::io::Error),
 
@@ -174,6 +177,7 @@ impl Error {
             | Error::CaBundle { .. }
             | Error::Cache { .. }
             | Error::Server(_)
+            | Error::HttpClient(_)
             | Error::Stdout(_) => EXIT_FAILURE,
         }
     }
@@ -261,6 +265,7 @@ impl Error {
             | Error::Cancelled
             | Error::Cache { .. }
             | Error::Server(_)
+            | Error::HttpClient(_)
             | Error::Stdout(_) => return None,
         };
         Some(hint)

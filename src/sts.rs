@@ -255,7 +255,7 @@ impl Sts {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::ProfileLoad(Box::new(e)))?;
+            .map_err(|e| Error::HttpClient(Box::new(e)))?;
         let region = settings
             .region
             .clone()
@@ -594,7 +594,7 @@ fn http_client(
     let tls_context = TlsContext::builder()
         .with_trust_store(trust)
         .build()
-        .map_err(|e| Error::ProfileLoad(Box::new(e)))?;
+        .map_err(|e| Error::HttpClient(Box::new(e)))?;
     Ok(
         aws_smithy_http_client::Builder::new().build_with_connector_fn(
             move |settings, components| {

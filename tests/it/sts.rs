@@ -409,3 +409,30 @@ fn no_proxy_bypasses_the_proxy() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sts.last().unwrap().target, "/");
 }
+
+#[test]
+fn instance_metadata_is_never_consulted() {
+    // Metadata enabled and pointed at a fake: no region configured, so a
+    // loader that fell back to IMDS for region or credentials would call it.
+    let imds = FakeSts::start();
+    let sts = FakeSts::start();
+    let home = Home::new()
+        .var("AWS_EC2_METADATA_DISABLED", "false")
+        .var("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url());
+    home.config(&format!("[default]\nmfa_serial = {SERIAL}\n"));
+    let out = run_true(&home, &sts, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        imds.count(),
+        0,
+        "{:?}",
+        imds.requests()
+            .iter()
+            .map(|r| &r.target)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        sts.last().unwrap().credential_scope_region().as_deref(),
+        Some("us-east-1")
+    );
+}
