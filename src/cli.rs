@@ -194,6 +194,24 @@ mod tests {
     }
 
     #[test]
+    fn the_man_page_is_current() {
+        // Regenerate with `MFA_EXEC_UPDATE_COMPLETIONS=1 cargo test man_page`.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/mfa-exec.1");
+        let mut fresh = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut fresh)
+            .unwrap();
+        if std::env::var_os("MFA_EXEC_UPDATE_COMPLETIONS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &fresh).unwrap();
+        }
+        assert!(
+            std::fs::read(&path).ok().as_deref() == Some(fresh.as_slice()),
+            "man/mfa-exec.1 is stale: run `MFA_EXEC_UPDATE_COMPLETIONS=1 cargo test man_page`"
+        );
+    }
+
+    #[test]
     fn completions_are_current() {
         // Regenerate with `MFA_EXEC_UPDATE_COMPLETIONS=1 cargo test`.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
