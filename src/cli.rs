@@ -7,13 +7,13 @@ use clap_complete::Shell;
 
 const EXAMPLES: &str = "\
 Examples:
-  mfa-exec -- aws ec2 describe-instances      run the AWS CLI with an MFA session
-  mfa-exec -p prod -- terraform apply         use the keys of profile `prod`
-  mfa-exec -t 123456 -- make deploy           pass the code instead of being asked
-  mfa-exec -p prod                            start $SHELL with the session
+  mfa-exec -- aws ec2 describe-instances        run the AWS CLI with an MFA session
+  mfa-exec -p prod -- terraform apply           use the keys of profile `prod`
+  mfa-exec -t 123456 -- make deploy             pass the code instead of being asked
+  mfa-exec -p prod                              start $SHELL with the session
   mfa-exec --server -p prod -- terraform apply  refresh credentials while it runs
-  mfa-exec --login                            get a session now, use it all day
-  mfa-exec --status                           what is cached, and for how long
+  mfa-exec --login                              get a session now, use it all day
+  mfa-exec --status                             what is cached, and for how long
 
 In ~/.aws/config, for tools that cannot be wrapped (SDKs, IDEs, terraform):
   [profile dev]
