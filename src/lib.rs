@@ -265,7 +265,8 @@ fn status(env: &Environ) -> Result<ExitCode, Error> {
     use std::fmt::Write as _;
     let mut out = String::new();
     let profiles = config::overview(env)?;
-    let _ = writeln!(out, "profiles ({}):", config::files_in_force(env));
+    let files = config::files_in_force(env).replace(" or ", " and ");
+    let _ = writeln!(out, "profiles (from {files}):");
     if profiles.is_empty() {
         let _ = writeln!(out, "  none; `aws configure` creates one");
     }
