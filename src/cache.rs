@@ -40,17 +40,14 @@ impl Key {
     /// The entry's file name: readable profile, then a hash of the whole key.
     #[must_use]
     pub fn file_stem(&self) -> String {
-        let mut hasher = Fnv64::default();
-        for part in [
-            self.profile.as_str(),
-            self.serial.as_str(),
-            self.source.as_str(),
-            self.role.as_deref().unwrap_or(""),
-        ] {
-            hasher.write(part.as_bytes());
-            hasher.write(&[0]);
-        }
-        format!("{}--{:016x}", sanitise(&self.profile), hasher.0)
+        file_stem(
+            &self.profile,
+            &[
+                &self.serial,
+                &self.source,
+                self.role.as_deref().unwrap_or(""),
+            ],
+        )
     }
 }
 
@@ -63,12 +60,7 @@ pub struct DeviceKey {
 
 impl DeviceKey {
     fn file_name(&self) -> String {
-        let mut hasher = Fnv64::default();
-        for part in [self.profile.as_str(), self.source.as_str()] {
-            hasher.write(part.as_bytes());
-            hasher.write(&[0]);
-        }
-        format!("{}--{:016x}.device", sanitise(&self.profile), hasher.0)
+        format!("{}.device", file_stem(&self.profile, &[&self.source]))
     }
 }
 
@@ -80,6 +72,16 @@ struct StoredDevice {
     #[serde(flatten)]
     key: DeviceKey,
     serial: String,
+}
+
+/// `<profile>--<hash>`: the readable profile, then a hash of it and `parts`.
+fn file_stem(profile: &str, parts: &[&str]) -> String {
+    let mut hasher = Fnv64::default();
+    for part in std::iter::once(profile).chain(parts.iter().copied()) {
+        hasher.write(part.as_bytes());
+        hasher.write(&[0]);
+    }
+    format!("{}--{:016x}", sanitise(profile), hasher.0)
 }
 
 /// A profile name made safe for a file name.
@@ -309,8 +311,8 @@ impl Cache {
         }
     }
 
-    /// Writes the entry atomically: a 0600 temp file in the same directory,
-    /// fsynced, renamed over the old entry, then the directory fsynced.
+    /// Writes the entry atomically, then deletes temp files that killed
+    /// writers left behind.
     pub fn store(&self, key: &Key, session: &Session) -> std::io::Result<()> {
         let stored = Stored {
             version: FORMAT_VERSION,
@@ -327,15 +329,9 @@ impl Cache {
         };
         let json =
             Zeroizing::new(serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?);
-        // tempfile creates with O_EXCL and mode 0600.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .suffix(".json")
-            .tempfile_in(&self.dir)?;
-        tmp.write_all(&json)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(self.entry_path(key)).map_err(|e| e.error)?;
-        File::open(&self.dir)?.sync_all()
+        self.write_atomically(&self.entry_path(key), &json)?;
+        self.sweep_temp_files(false);
+        Ok(())
     }
 
     /// The MFA device remembered for `key`, if the file is trustworthy and matches.
@@ -354,10 +350,12 @@ impl Cache {
             serial: serial.to_owned(),
         };
         let json = serde_json::to_vec_pretty(&stored).map_err(std::io::Error::other)?;
-        self.write_atomically(&key.file_name(), &json)
+        self.write_atomically(&self.dir.join(key.file_name()), &json)
     }
 
-    fn write_atomically(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    /// Writes `target` atomically: a 0600 temp file in the same directory,
+    /// fsynced, renamed over the old file, then the directory fsynced.
+    fn write_atomically(&self, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
         // tempfile creates with O_EXCL and mode 0600.
         let mut tmp = tempfile::Builder::new()
             .prefix(".tmp-")
@@ -365,7 +363,7 @@ impl Cache {
             .tempfile_in(&self.dir)?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
-        tmp.persist(self.dir.join(name)).map_err(|e| e.error)?;
+        tmp.persist(target).map_err(|e| e.error)?;
         File::open(&self.dir)?.sync_all()
     }
 
@@ -619,6 +617,26 @@ mod tests {
         assert!(
             matches!(cache.load(&key(), Duration::ZERO), Err(Miss::Unusable(r)) if r.contains("0644"))
         );
+    }
+
+    #[test]
+    fn storing_sweeps_temp_files_of_dead_writers_but_not_young_ones() {
+        let (_d, cache) = cache();
+        let old = cache.dir().join(".tmp-dead.json");
+        let young = cache.dir().join(".tmp-writing.json");
+        for path in [&old, &young] {
+            fs::write(path, "{\"secret_access_key\": \"half").unwrap();
+        }
+        let long_ago = SystemTime::now() - STALE_TEMP - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        cache.store(&key(), &session(3600)).unwrap();
+        assert!(!old.exists(), "a dead writer's temp file is left");
+        assert!(young.exists(), "a live writer's temp file was taken");
     }
 
     #[test]
