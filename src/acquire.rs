@@ -243,15 +243,16 @@ impl<'a> Acquirer<'a> {
                 eprintln!("mfa-exec: MFA device `{serial}`; code from {what}");
             }
         };
-        if let Some(code) = self.flag_code.take() {
+        let given = if let Some(code) = self.flag_code.take() {
             say("`--token-code`");
-            return Ok(self
-                .sts()?
-                .get_session_token(&keys, serial, &code, lifetime)?);
-        }
-        if let Some(command) = self.settings.mfa_process.clone() {
+            Some(code)
+        } else if let Some(command) = &self.settings.mfa_process {
             say("`mfa_process`");
-            let code = mfa::from_process(&self.settings.source_profile, &command)?;
+            Some(mfa::from_process(&self.settings.source_profile, command)?)
+        } else {
+            None
+        };
+        if let Some(code) = given {
             return Ok(self
                 .sts()?
                 .get_session_token(&keys, serial, &code, lifetime)?);

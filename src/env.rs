@@ -39,13 +39,24 @@ pub const MARKER: &str = "MFA_EXEC_PROFILE";
 /// `Some(value)` sets a variable, `None` removes it; the rest is inherited.
 pub type EnvPlan = BTreeMap<OsString, Option<OsString>>;
 
-/// Removal of each variable of [`REMOVED`] that the parent has.
-fn removals(parent: &Environ) -> EnvPlan {
-    REMOVED
+/// What every child gets: each variable of [`REMOVED`] that the parent has
+/// removed, the region when one is known, and the marker.
+fn common_plan(parent: &Environ, profile: &str, region: Option<&str>) -> EnvPlan {
+    let mut plan: EnvPlan = REMOVED
         .iter()
         .filter(|name| parent.0.contains_key(std::ffi::OsStr::new(name)))
         .map(|name| ((*name).into(), None))
-        .collect()
+        .collect();
+    if let Some(region) = region {
+        set(&mut plan, "AWS_REGION", region);
+        set(&mut plan, "AWS_DEFAULT_REGION", region);
+    }
+    set(&mut plan, MARKER, profile);
+    plan
+}
+
+fn set(plan: &mut EnvPlan, name: &str, value: &str) {
+    plan.insert(name.into(), Some(value.into()));
 }
 
 /// The changes that turn the parent's environment into the child's.
@@ -56,19 +67,23 @@ pub fn child_env(
     profile: &str,
     region: Option<&str>,
 ) -> EnvPlan {
-    let mut plan = removals(parent);
-    let mut set = |name: &str, value: &str| {
-        plan.insert(name.into(), Some(value.into()));
-    };
-    set("AWS_ACCESS_KEY_ID", &session.access_key_id);
-    set("AWS_SECRET_ACCESS_KEY", session.secret_access_key.expose());
-    set("AWS_SESSION_TOKEN", session.session_token.expose());
-    set("AWS_CREDENTIAL_EXPIRATION", &session.expiration_rfc3339());
-    if let Some(region) = region {
-        set("AWS_REGION", region);
-        set("AWS_DEFAULT_REGION", region);
-    }
-    set(MARKER, profile);
+    let mut plan = common_plan(parent, profile, region);
+    set(&mut plan, "AWS_ACCESS_KEY_ID", &session.access_key_id);
+    set(
+        &mut plan,
+        "AWS_SECRET_ACCESS_KEY",
+        session.secret_access_key.expose(),
+    );
+    set(
+        &mut plan,
+        "AWS_SESSION_TOKEN",
+        session.session_token.expose(),
+    );
+    set(
+        &mut plan,
+        "AWS_CREDENTIAL_EXPIRATION",
+        &session.expiration_rfc3339(),
+    );
     plan
 }
 
@@ -82,20 +97,12 @@ pub fn server_env(
     profile: &str,
     region: Option<&str>,
 ) -> EnvPlan {
-    let mut plan = removals(parent);
-    let mut set = |name: &str, value: &str| {
-        plan.insert(name.into(), Some(value.into()));
-    };
-    set("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint);
-    set("AWS_CONTAINER_AUTHORIZATION_TOKEN", token);
+    let mut plan = common_plan(parent, profile, region);
+    set(&mut plan, "AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint);
+    set(&mut plan, "AWS_CONTAINER_AUTHORIZATION_TOKEN", token);
     // SDKs try the shared credentials file before the container endpoint:
     // the long-term keys there would win over the MFA session.
-    set("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    if let Some(region) = region {
-        set("AWS_REGION", region);
-        set("AWS_DEFAULT_REGION", region);
-    }
-    set(MARKER, profile);
+    set(&mut plan, "AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     plan
 }
 

@@ -36,12 +36,10 @@ pub fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: &Path) -> Result<
     }
 }
 
-/// Replaces this process with the command; returns only on failure.
-///
-/// The same PID runs on, so the command's exit status and signals reach the
-/// caller unchanged; std's exec also resets SIGPIPE to the default.
+/// The command with its `argv[0]` as typed, its arguments, and `plan`
+/// applied to the inherited environment.
 #[must_use]
-pub fn exec(path: &Path, argv0: &OsStr, args: &[OsString], plan: &EnvPlan) -> Error {
+pub fn command(path: &Path, argv0: &OsStr, args: &[OsString], plan: &EnvPlan) -> Command {
     let mut command = Command::new(path);
     command.arg0(argv0).args(args);
     for (name, change) in plan {
@@ -50,7 +48,16 @@ pub fn exec(path: &Path, argv0: &OsStr, args: &[OsString], plan: &EnvPlan) -> Er
             None => command.env_remove(name),
         };
     }
-    let source = command.exec();
+    command
+}
+
+/// Replaces this process with the command; returns only on failure.
+///
+/// The same PID runs on, so the command's exit status and signals reach the
+/// caller unchanged; std's exec also resets SIGPIPE to the default.
+#[must_use]
+pub fn exec(path: &Path, argv0: &OsStr, args: &[OsString], plan: &EnvPlan) -> Error {
+    let source = command(path, argv0, args, plan).exec();
     let executable = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
     if source.kind() == std::io::ErrorKind::NotFound && executable {
         // ENOENT for an existing file means its interpreter (`#!`) is missing.

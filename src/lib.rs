@@ -200,29 +200,24 @@ fn run_server(
     let token = server::new_token().map_err(Error::Server)?;
     let port = listener.local_addr().map_err(Error::Server)?.port();
     let endpoint = format!("http://127.0.0.1:{port}{}", server::PATH);
-    let child = server::Child {
-        program: command.program,
-        argv0: command.argv0,
-        args: command.args,
-        plan: env::server_env(
-            env,
-            &endpoint,
-            token.expose(),
-            &settings.profile,
-            settings.region.as_deref(),
-        ),
-    };
+    let plan = env::server_env(
+        env,
+        &endpoint,
+        token.expose(),
+        &settings.profile,
+        settings.region.as_deref(),
+    );
     if cli.verbose {
         eprintln!(
             "mfa-exec: serving credentials at `{endpoint}`; running `{}` ({})",
             command.program.display(),
-            env::describe(&child.plan)
+            env::describe(&plan)
         );
     }
     server::serve(
         &listener,
         &token,
-        &child,
+        exec::command(command.program, command.argv0, command.args, &plan),
         session,
         refresh,
         options.min_remaining,

@@ -6,12 +6,11 @@
 //! hand out a new role session when the old one nears its end, so a long
 //! `terraform apply` outlives a one-hour role session.
 
-use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -20,7 +19,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::acquire::Acquirer;
-use crate::env::EnvPlan;
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::session::Session;
@@ -68,37 +66,21 @@ pub fn bind() -> std::io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
 }
 
-/// Everything `serve` needs besides the acquirer.
-pub struct Child<'a> {
-    pub program: &'a Path,
-    pub argv0: &'a OsStr,
-    pub args: &'a [OsString],
-    pub plan: EnvPlan,
-}
-
 /// Spawns the command, serves credentials until it exits, and returns its
 /// exit status (or dies by the signal that killed it).
 pub fn serve(
     listener: &TcpListener,
     token: &Secret,
-    child: &Child<'_>,
+    mut command: Command,
     mut session: Session,
     mut refresh: impl FnMut() -> Result<Session, Error>,
     min_remaining: Duration,
     verbose: bool,
 ) -> Result<ExitCode, Error> {
-    let mut command = Command::new(child.program);
-    std::os::unix::process::CommandExt::arg0(&mut command, child.argv0);
-    command.args(child.args);
-    for (name, change) in &child.plan {
-        match change {
-            Some(value) => command.env(name, value),
-            None => command.env_remove(name),
-        };
-    }
+    let program = PathBuf::from(command.get_program());
     crate::mfa::stop_exiting_on_signals();
     let mut process = command.spawn().map_err(|source| Error::Exec {
-        command: child.program.to_owned(),
+        command: program.clone(),
         source,
     })?;
     let pid = Pid::from_raw(i32::try_from(process.id()).unwrap_or(i32::MAX));
@@ -106,7 +88,7 @@ pub fn serve(
 
     // The waiter wakes the accept loop with a connection of its own once the
     // command has exited, so serving stops with it.
-    let addr = listener.local_addr().map_err(Error::Stdout)?;
+    let addr = listener.local_addr().map_err(Error::Server)?;
     let status: Arc<Mutex<Option<std::io::Result<ExitStatus>>>> = Arc::default();
     let waiter_status = Arc::clone(&status);
     std::thread::spawn(move || {
@@ -142,7 +124,7 @@ pub fn serve(
         .take()
         .unwrap_or_else(|| Err(std::io::Error::other("the listener closed early")));
     let exit = result.map_err(|source| Error::Exec {
-        command: child.program.to_owned(),
+        command: program,
         source,
     })?;
     Ok(pass_on(exit))
