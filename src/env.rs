@@ -202,6 +202,13 @@ mod tests {
         )
     }
 
+    fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
     fn apply(parent: &Environ, plan: &EnvPlan) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = parent
             .0
@@ -239,7 +246,7 @@ mod tests {
             &before,
             &child_env(&before, &session(), "prod", Some("eu-west-1")),
         );
-        let want: BTreeMap<String, String> = [
+        let want = strings(&[
             ("AWS_ACCESS_KEY_ID", "ASIANEW"),
             ("AWS_SECRET_ACCESS_KEY", "new-secret"),
             ("AWS_SESSION_TOKEN", "new-token"),
@@ -251,10 +258,7 @@ mod tests {
             ("AWS_CONFIG_FILE", "/tmp/config"),
             ("PATH", "/usr/bin"),
             ("HOME", "/home/a"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).into(), (*v).into()))
-        .collect();
+        ]);
         assert_eq!(after, want);
     }
 
@@ -294,16 +298,13 @@ mod tests {
         ]);
         let plan = server_env(&before, "http://127.0.0.1:5/p", "tok", "prod", None);
         let after = apply(&before, &plan);
-        let want: BTreeMap<String, String> = [
+        let want = strings(&[
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:5/p"),
             ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok"),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
             ("MFA_EXEC_PROFILE", "prod"),
             ("PATH", "/bin"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).into(), (*v).into()))
-        .collect();
+        ]);
         assert_eq!(after, want);
     }
 

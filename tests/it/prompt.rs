@@ -308,22 +308,12 @@ fn ctrl_d_at_the_prompt_cancels() {
 
 #[test]
 fn no_terminal_is_a_clear_error() {
-    let setsid = "/usr/bin/setsid";
-    assert!(
-        std::path::Path::new(setsid).exists(),
-        "util-linux `setsid` is needed"
-    );
     let home = Home::new();
     let sts = FakeSts::start();
     let started = Instant::now();
-    let mut child = Command::new(setsid)
-        .arg("-w")
-        .arg(support::bin())
+    let mut child = home
+        .cmd_without_terminal(&sts.url())
         .args(["--", "true"])
-        .env_clear()
-        .envs(home.env(&sts.url()))
-        .current_dir(home.path())
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -317,9 +317,8 @@ fn when_no_new_code_can_be_had_a_clear_error_is_served() {
     sts.set_default(Reply::session(1).expiring_in(20 * 60));
     let home = home();
     // No terminal (setsid), and the code given with -t is never sent twice.
-    let out = std::process::Command::new("/usr/bin/setsid")
-        .arg("-w")
-        .arg(crate::support::bin())
+    let out = home
+        .cmd_without_terminal(&sts.url())
         .args([
             "--server",
             "-t",
@@ -331,9 +330,6 @@ fn when_no_new_code_can_be_had_a_clear_error_is_served() {
             "-c",
             FETCH,
         ])
-        .env_clear()
-        .envs(home.env(&sts.url()))
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -365,9 +361,8 @@ fn without_a_cache_role_renewals_reuse_the_mfa_session_of_the_run() {
         "[default]\nmfa_serial = {SERIAL}\nregion = eu-west-1\n\
          [profile prod]\nrole_arn = {ROLE}\nsource_profile = default\n"
     ));
-    let out = std::process::Command::new("/usr/bin/setsid")
-        .arg("-w")
-        .arg(crate::support::bin())
+    let out = home
+        .cmd_without_terminal(&sts.url())
         .args([
             "--server",
             "--no-cache",
@@ -383,9 +378,6 @@ fn without_a_cache_role_renewals_reuse_the_mfa_session_of_the_run() {
             "python3 -c '{f}' && python3 -c '{f}'",
             f = FETCH.replace('\'', "\"")
         ))
-        .env_clear()
-        .envs(home.env(&sts.url()))
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

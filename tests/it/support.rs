@@ -117,6 +117,21 @@ impl Home {
         cmd
     }
 
+    /// `mfa-exec` with no controlling terminal (util-linux `setsid -w`) and
+    /// stdin from /dev/null, as under cron or CI: a prompt cannot happen.
+    pub fn cmd_without_terminal(&self, endpoint: &str) -> std::process::Command {
+        let setsid = "/usr/bin/setsid";
+        assert!(Path::new(setsid).exists(), "util-linux `setsid` is needed");
+        let mut cmd = std::process::Command::new(setsid);
+        cmd.arg("-w")
+            .arg(bin())
+            .env_clear()
+            .envs(self.env(endpoint))
+            .current_dir(self.path())
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
     /// Same, as a plain std command (for spawning, signals, ptys).
     pub fn std_cmd(&self, endpoint: &str) -> std::process::Command {
         let mut cmd = std::process::Command::new(bin());
