@@ -102,6 +102,8 @@ pub struct Context {
     pub proxy: Option<String>,
     pub timeout: Duration,
     pub files: String,
+    /// The service called: "STS", or "IAM" for `ListMFADevices`.
+    pub service: &'static str,
     /// Set for `AssumeRole`.
     pub role: Option<Role>,
 }
@@ -125,25 +127,27 @@ impl fmt::Display for StsError {
             ),
             Failure::BadKeys => write!(
                 f,
-                "STS does not accept the access key of {} ({}): {}",
-                c.origin, self.code, self.message
+                "{} does not accept the access key of {} ({}): {}",
+                c.service, c.origin, self.code, self.message
             ),
             Failure::Clock => write!(
                 f,
-                "STS says the request is out of date ({}): {}",
-                self.code, self.message
+                "{} says the request is out of date ({}): {}",
+                c.service, self.code, self.message
             ),
-            Failure::Validation => write!(f, "STS refused a parameter: {}", self.message),
+            Failure::Validation => write!(f, "{} refused a parameter: {}", c.service, self.message),
             Failure::Timeout => write!(
                 f,
-                "no answer from STS at `{}` within {}{}",
+                "no answer from {} at `{}` within {}{}",
+                c.service,
                 c.endpoint,
                 crate::duration::format(c.timeout),
                 via(c.proxy.as_deref())
             ),
             Failure::Network => write!(
                 f,
-                "cannot reach STS at `{}`{}: {}",
+                "cannot reach {} at `{}`{}: {}",
+                c.service,
                 c.endpoint,
                 via(c.proxy.as_deref()),
                 self.message
@@ -170,7 +174,7 @@ impl fmt::Display for StsError {
                 "IAM refused to list the MFA devices of {}: {}",
                 c.origin, self.message
             ),
-            Failure::Other => write!(f, "STS error {}: {}", self.code, self.message),
+            Failure::Other => write!(f, "{} error {}: {}", c.service, self.code, self.message),
         }
     }
 }
@@ -203,11 +207,11 @@ impl StsError {
                 c.profile, c.files
             ),
             Failure::Clock => "check the system clock (e.g. `timedatectl status`)".into(),
-            Failure::Timeout | Failure::Network => {
-                "check the network, `AWS_ENDPOINT_URL_STS`/`AWS_ENDPOINT_URL`, and \
-                 `HTTPS_PROXY`/`NO_PROXY`"
-                    .into()
-            }
+            Failure::Timeout | Failure::Network => format!(
+                "check the network, `AWS_ENDPOINT_URL_{}`/`AWS_ENDPOINT_URL`, and \
+                 `HTTPS_PROXY`/`NO_PROXY`",
+                c.service
+            ),
             Failure::RoleDenied => format!(
                 "the role's trust policy must allow the IAM user of profile `{}` with \
                  `aws:MultiFactorAuthPresent`; check `role_arn` and `external_id` of profile `{}`",
@@ -297,6 +301,7 @@ impl Sts {
             proxy,
             timeout,
             files: settings.files.clone(),
+            service: "STS",
             role: None,
         };
         if verbose {
@@ -409,6 +414,7 @@ impl Sts {
         let client = aws_sdk_iam::Client::from_conf(conf);
         let mut context = self.context.clone();
         context.origin = keys.origin.to_string();
+        context.service = "IAM";
         context.endpoint = endpoint_of(
             &self.sdk,
             "IAM",
@@ -417,13 +423,7 @@ impl Sts {
         let out = self
             .runtime
             .block_on(client.list_mfa_devices().send())
-            .map_err(|err| {
-                let mut e = to_sts_error(&err, context.clone());
-                if e.failure == Failure::Other && e.code == "AccessDenied" {
-                    e.failure = Failure::ListDenied;
-                }
-                Box::new(e)
-            })?;
+            .map_err(|err| Box::new(to_sts_error(&err, context.clone())))?;
         Ok(out
             .mfa_devices
             .into_iter()
@@ -624,16 +624,22 @@ where
             let e = service.err();
             let code = e.code().unwrap_or("Unknown").to_owned();
             let message = e.message().unwrap_or("").trim().to_owned();
-            let mut failure = classify(&code, &message);
-            if context.role.is_some() {
-                failure = match failure {
-                    Failure::Other if code == "AccessDenied" => Failure::RoleDenied,
-                    Failure::Validation if message.contains("DurationSeconds") => {
-                        Failure::RoleDuration
-                    }
-                    f => f,
-                };
-            }
+            // What a refusal means depends on the call: AssumeRole, or IAM's
+            // ListMFADevices; GetSessionToken's own cases are in `classify`.
+            let failure = match classify(&code, &message) {
+                Failure::Other if code == "AccessDenied" && context.role.is_some() => {
+                    Failure::RoleDenied
+                }
+                Failure::Other if code == "AccessDenied" && context.service == "IAM" => {
+                    Failure::ListDenied
+                }
+                Failure::Validation
+                    if context.role.is_some() && message.contains("DurationSeconds") =>
+                {
+                    Failure::RoleDuration
+                }
+                f => f,
+            };
             (failure, code, message)
         }
         SdkError::TimeoutError(_) => (Failure::Timeout, "Timeout".into(), String::new()),

@@ -384,3 +384,48 @@ fn a_credential_process_that_runs_mfa_exec_is_not_followed() {
     assert!(stderr(&out).contains("runs mfa-exec"), "{}", stderr(&out));
     assert_eq!(sts.count(), 0);
 }
+
+#[test]
+fn discovery_failures_name_iam_not_sts() {
+    let sts = FakeSts::start();
+    sts.push(Reply::error(
+        403,
+        "AccessDenied",
+        "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: iam:ListMFADevices",
+    ));
+    let home = Home::new();
+    home.config("[default]\n");
+    let out = home
+        .cmd(&sts.url())
+        .args(["-t", "123456", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(
+        err.contains("IAM refused to list the MFA devices of profile `default`"),
+        "{err}"
+    );
+    assert!(err.contains("hint: pass `--serial-number`"), "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let iam = format!("http://127.0.0.1:{closed}");
+    let out = home
+        .cmd(&sts.url())
+        .env("AWS_ENDPOINT_URL_IAM", &iam)
+        .args(["-t", "123456", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot reach IAM at `{iam}`")),
+        "{err}"
+    );
+    assert!(err.contains("`AWS_ENDPOINT_URL_IAM`"), "{err}");
+    assert_eq!(sts.count_action("GetSessionToken"), 0);
+}
