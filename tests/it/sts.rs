@@ -359,11 +359,19 @@ fn the_profile_endpoint_url_is_honoured() {
         "[default]\nmfa_serial = {SERIAL}\nendpoint_url = {}\n",
         sts.url()
     ));
+    // With no endpoint variables, a regression would call the real AWS
+    // endpoint over HTTPS: a dead local proxy keeps that on this machine.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = home
         .cmd("unused")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_STS")
         .env_remove("AWS_ENDPOINT_URL_IAM")
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{dead}"))
         .args(["-t", "123456", "--", "true"])
         .output()
         .unwrap();
